@@ -1,0 +1,230 @@
+"""Typed, frozen configuration (SPEC 3). Parsed once at start-up; nothing reads YAML later."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import date, time, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from watchdog.durations import Duration
+
+_TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    m = _TIME.match(str(value))
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise ValueError(f'expected a time of day such as "15:00", got {value!r}')
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def parse_office_hours(value: Any) -> tuple[tuple[time, time], ...]:
+    """ "07:00-11:30, 13:30-17:00" or a list of "HH:MM-HH:MM" strings."""
+    parts = value if isinstance(value, list) else str(value).split(",")
+    periods = []
+    for part in parts:
+        a, sep, b = str(part).partition("-")
+        if not sep:
+            raise ValueError(f'expected periods such as "07:00-11:30, 13:30-17:00", got {value!r}')
+        start, end = parse_time(a), parse_time(b)
+        if end <= start:
+            raise ValueError(f"office period {part.strip()!r} ends before it starts")
+        periods.append((start, end))
+    periods.sort()
+    for (_, end), (start, _) in itertools.pairwise(periods):
+        if start < end:
+            raise ValueError(f"office periods overlap in {value!r}")
+    return tuple(periods)
+
+
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds?|m|min|minutes?|h|hours?)\s*$")
+
+
+def parse_span(value: Any) -> timedelta:
+    """Wall-clock spans for delivery settings: "90s", "5m", "2 hours", or plain seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    m = _SPAN.match(str(value))
+    if not m:
+        raise ValueError(f'expected a span such as "90s", "5m" or "2h", got {value!r}')
+    factor = {"s": 1, "m": 60, "h": 3600}[m.group(2)[0]]
+    return timedelta(seconds=float(m.group(1)) * factor)
+
+
+def parse_duration(value: Any) -> Duration:
+    return value if isinstance(value, Duration) else Duration.parse(value)
+
+
+TimeOfDay = Annotated[time, BeforeValidator(parse_time)]
+OfficeHours = Annotated[tuple[tuple[time, time], ...], BeforeValidator(parse_office_hours)]
+Span = Annotated[timedelta, BeforeValidator(parse_span)]
+DurationField = Annotated[
+    Duration, BeforeValidator(parse_duration), PlainSerializer(str, return_type=str)
+]
+Code = Annotated[
+    str, BeforeValidator(lambda v: str(v).strip() if isinstance(v, int | float) else v)
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DatabaseConfig(Model):
+    url: str = "sqlite:///var/watchdog.db"
+
+
+class CalendarConfig(Model):
+    country: str = "VN"
+    office_hours: OfficeHours = parse_office_hours("07:00-11:30, 13:30-17:00")
+    cutoff: TimeOfDay = time(15, 0)
+    extra_holidays: tuple[date, ...] = ()
+    extra_workdays: tuple[date, ...] = ()
+    saturday_morning: bool = False
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> CalendarConfig:
+        both = set(self.extra_holidays) & set(self.extra_workdays)
+        if both:
+            days = ", ".join(sorted(d.isoformat() for d in both))
+            raise ValueError(f"dates both in extra_holidays and extra_workdays: {days}")
+        return self
+
+
+class UnitConfig(Model):
+    code: Code
+    name: str
+    parent: Code | None = None
+    heads: tuple[Code, ...] = ()
+    calendar: str | None = None
+    kind: str | None = None
+
+
+class DateRange(Model):
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str) and ".." in value:
+            a, b = value.split("..", 1)
+            return {"from": a.strip(), "to": b.strip()}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRange:
+        if self.end < self.start:
+            raise ValueError(f"range ends ({self.end}) before it starts ({self.start})")
+        return self
+
+    def __contains__(self, d: date) -> bool:
+        return self.start <= d <= self.end
+
+
+class OfficialConfig(Model):
+    id: Code
+    name: str
+    unit: Code
+    email: str | None = None
+    telegram: Code | None = None
+    role: str | None = None
+    deputy: Code | None = None
+    absent: tuple[DateRange, ...] = ()
+
+    def is_absent(self, d: date) -> bool:
+        return any(d in r for r in self.absent)
+
+
+class StepConfig(Model):
+    code: Code
+    name: str
+    allot: DurationField
+    role: str | None = None
+
+
+class ProcedureConfig(Model):
+    code: Code
+    name: str
+    field: str | None = None
+    limit: DurationField
+    steps: tuple[StepConfig, ...] = ()
+    on_supplement: Literal["pause", "restart"] = "pause"
+
+
+class EmailChannelConfig(Model):
+    host: str = "localhost"
+    port: int = 25
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    user: str | None = None
+    password: str | None = None
+    from_: str = Field(alias="from")
+    timeout: Span = timedelta(seconds=30)
+
+
+class TelegramChannelConfig(Model):
+    token: str
+    api_url: str = "https://api.telegram.org/bot"
+
+
+class FileChannelConfig(Model):
+    dir: str = "var/outbox"
+
+
+class ChannelsConfig(Model):
+    email: EmailChannelConfig | None = None
+    telegram: TelegramChannelConfig | None = None
+    file: FileChannelConfig | None = None
+
+
+class DeliveryConfig(Model):
+    quiet_hours: bool = True
+    group_window: Span = timedelta(minutes=5)
+    max_attempts: int = Field(8, ge=1)
+    backoff: Span = timedelta(minutes=1)
+
+
+class SqlSourceConfig(Model):
+    type: Literal["sql"]
+    name: str
+    url: str
+    query: str
+    interval: Span = timedelta(minutes=5)
+
+
+class HttpSourceConfig(Model):
+    type: Literal["http"]
+    name: str
+    token: str
+
+
+SourceConfig = Annotated[SqlSourceConfig | HttpSourceConfig, Field(discriminator="type")]
+
+
+class HttpConfig(Model):
+    listen: str = "127.0.0.1:8080"
+
+
+class Config(Model):
+    """The whole configuration file, after `procedures_file` has been merged in."""
+
+    database: DatabaseConfig = DatabaseConfig()
+    timezone: str = "Asia/Ho_Chi_Minh"
+    calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
+    units: tuple[UnitConfig, ...] = ()
+    officials: tuple[OfficialConfig, ...] = ()
+    procedures: tuple[ProcedureConfig, ...] = ()
+    procedures_file: str | None = None
+    rules: tuple[str, ...] | None = None
+    channels: ChannelsConfig = ChannelsConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    supervisors: tuple[str, ...] = ()
+    sources: tuple[SourceConfig, ...] = ()
+    http: HttpConfig = HttpConfig()

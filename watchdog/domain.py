@@ -1,0 +1,106 @@
+"""Words of the domain that every layer shares: portal status codes and submission channels."""
+
+from __future__ import annotations
+
+import unicodedata
+from enum import IntEnum
+
+
+class Status(IntEnum):
+    """Case status codes of the national portal (TrangThaiHoSo)."""
+
+    REGISTERED = 1  # Mới đăng ký
+    RECEIVED = 2  # Được tiếp nhận
+    NOT_ACCEPTED = 3  # Không được tiếp nhận
+    IN_PROGRESS = 4  # Đang xử lý
+    SUPPLEMENT = 5  # Yêu cầu bổ sung giấy tờ
+    FINANCIAL = 6  # Yêu cầu thực hiện nghĩa vụ tài chính
+    WITHDRAWN = 7  # Công dân yêu cầu rút hồ sơ
+    STOPPED = 8  # Dừng xử lý
+    FINISHED = 9  # Đã xử lý xong
+    RETURNED = 10  # Đã trả kết quả
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self]
+
+    @property
+    def is_open(self) -> bool:
+        """Still being handled: the clock matters."""
+        return self in OPEN_STATUSES
+
+    @property
+    def is_waiting(self) -> bool:
+        """Waiting for the applicant (documents or fees)."""
+        return self in (Status.SUPPLEMENT, Status.FINANCIAL)
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (Status.FINISHED, Status.RETURNED)
+
+
+STATUS_LABELS = {
+    Status.REGISTERED: "Mới đăng ký",
+    Status.RECEIVED: "Được tiếp nhận",
+    Status.NOT_ACCEPTED: "Không được tiếp nhận",
+    Status.IN_PROGRESS: "Đang xử lý",
+    Status.SUPPLEMENT: "Yêu cầu bổ sung giấy tờ",
+    Status.FINANCIAL: "Yêu cầu thực hiện nghĩa vụ tài chính",
+    Status.WITHDRAWN: "Công dân yêu cầu rút hồ sơ",
+    Status.STOPPED: "Dừng xử lý",
+    Status.FINISHED: "Đã xử lý xong",
+    Status.RETURNED: "Đã trả kết quả",
+}
+OPEN_STATUSES = frozenset(
+    {Status.REGISTERED, Status.RECEIVED, Status.IN_PROGRESS, Status.SUPPLEMENT, Status.FINANCIAL}
+)
+# Closed without a result: counted as received in reports, never as on time or late.
+CLOSED_WITHOUT_RESULT = frozenset({Status.WITHDRAWN, Status.STOPPED})
+
+CHANNELS = {"1": "direct", "2": "online", "3": "postal"}
+_CHANNEL_NAMES = {
+    "direct": "direct",
+    "trựctiếp": "direct",
+    "online": "online",
+    "trựctuyến": "online",
+    "dịchvụcôngtrựctuyến": "online",
+    "postal": "postal",
+    "bưuchính": "postal",
+    "bưuchínhcôngích": "postal",
+}
+
+
+def fold(text: str) -> str:
+    """Lower-case, no accents, no spaces or punctuation: how we compare header and value names."""
+    text = unicodedata.normalize("NFD", str(text).strip().lower()).replace("đ", "d")
+    return "".join(ch for ch in text if ch.isalnum() and not unicodedata.combining(ch))
+
+
+_STATUS_BY_NAME = {fold(label): s for s, label in STATUS_LABELS.items()} | {
+    fold(s.name): s for s in Status
+}
+
+
+def parse_status(value: object) -> Status:
+    text = str(value).strip()
+    if text.endswith(".0"):  # spreadsheets store codes as floats
+        text = text[:-2]
+    if text.isdigit() and 1 <= int(text) <= 10:
+        return Status(int(text))
+    found = _STATUS_BY_NAME.get(fold(text))
+    if found is None:
+        raise ValueError(f"expected a portal status code 1-10 or its name, got {value!r}")
+    return found
+
+
+_CHANNELS_FOLDED = {fold(k): v for k, v in _CHANNEL_NAMES.items()}
+
+
+def parse_channel(value: object) -> str:
+    text = str(value).strip().removesuffix(".0")
+    found = CHANNELS.get(text) or _CHANNELS_FOLDED.get(fold(text))
+    if found is None:
+        raise ValueError(
+            f"expected a channel 1 (direct), 2 (online) or 3 (postal) or its name, got {value!r}"
+        )
+    return found

@@ -1,0 +1,207 @@
+"""`watchdog report`: on-time figures per unit, procedure or official (SPEC 9).
+
+The `portal` metric is the table provinces publish: Tiếp nhận, Đúng hạn, Trong hạn, Trễ hạn and
+Tỷ lệ đúng hạn = Đúng hạn / (Đúng hạn + Trễ hạn) x 100.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from watchdog.config import Settings
+from watchdog.domain import CLOSED_WITHOUT_RESULT
+from watchdog.engine.deadline import CaseRecord, case_deadline, is_open_at
+from watchdog.store import Store
+from watchdog.store.cases import cases_received_between
+
+UNKNOWN_NAME = "(không có trong cấu hình)"
+UNASSIGNED = "(chưa phân công)"
+
+
+class By(StrEnum):
+    UNIT = "unit"
+    PROCEDURE = "procedure"
+    OFFICIAL = "official"
+
+
+class Outcome(StrEnum):
+    ON_TIME = "on_time"
+    IN_PROGRESS = "in_progress"
+    LATE = "late"
+    NONE = "none"  # counted as received only: withdrawn, stopped, or nothing to judge it by
+
+
+@dataclass
+class Counts:
+    received: int = 0
+    on_time: int = 0
+    in_progress: int = 0
+    late: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        self.received += 1
+        if outcome is not Outcome.NONE:
+            setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+
+    def merge(self, other: Counts) -> None:
+        self.received += other.received
+        self.on_time += other.on_time
+        self.in_progress += other.in_progress
+        self.late += other.late
+
+    @property
+    def rate(self) -> Decimal | None:
+        """100 x on_time / (on_time + late), two decimals half-up; None when nothing to judge."""
+        judged = self.on_time + self.late
+        if not judged:
+            return None
+        return (Decimal(100 * self.on_time) / judged).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+@dataclass
+class ReportRow:
+    key: str
+    name: str
+    depth: int
+    counts: Counts
+
+
+@dataclass
+class Report:
+    by: By
+    start: date
+    end: date
+    as_of: datetime
+    rows: list[ReportRow]
+    total: Counts
+    without_due: int = 0  # cases of unknown procedures without an appointment: received only
+    notes: list[str] = field(default_factory=list)
+
+
+def outcome_at(case: CaseRecord, due: datetime | None, as_of: datetime) -> Outcome:
+    """Portal metric: where a case stands at `as_of`."""
+    if case.status in CLOSED_WITHOUT_RESULT or due is None:
+        return Outcome.NONE
+    if not is_open_at(case, as_of):
+        return Outcome.ON_TIME if case.finished_at <= due else Outcome.LATE
+    if case.status.is_waiting:
+        return Outcome.IN_PROGRESS
+    return Outcome.LATE if as_of > due else Outcome.IN_PROGRESS
+
+
+def period_bounds(settings: Settings, start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00, end+1 00:00) in the default calendar's zone."""
+    tz = settings.default_calendar.tz
+    return (
+        datetime.combine(start, time(0), tz),
+        datetime.combine(end + timedelta(days=1), time(0), tz),
+    )
+
+
+def build_report(
+    store: Store,
+    settings: Settings,
+    start: date,
+    end: date,
+    *,
+    as_of: datetime | None = None,
+    by: By = By.UNIT,
+) -> Report:
+    lo, hi = period_bounds(settings, start, end)
+    as_of = as_of or hi
+    own: dict[str, Counts] = {}
+    without_due = 0
+    for case in cases_received_between(store, lo, hi):
+        calendar = settings.calendar_for(case.unit_code)
+        deadline = case_deadline(case, settings.procedures.get(case.procedure_code), calendar)
+        if deadline.due is None and case.status not in CLOSED_WITHOUT_RESULT:
+            without_due += 1
+        key = {
+            By.UNIT: case.unit_code,
+            By.PROCEDURE: case.procedure_code,
+            By.OFFICIAL: case.assignee or "",
+        }[by]
+        own.setdefault(key, Counts()).add(outcome_at(case, deadline.due, as_of))
+    rows = list(_rows(settings, by, own))
+    total = Counts()
+    for counts in own.values():
+        total.merge(counts)
+    report = Report(by, start, end, as_of, rows, total, without_due)
+    if without_due:
+        report.notes.append(
+            f"{without_due} case(s) have an unknown procedure and no appointment date: "
+            "counted as received only"
+        )
+    return report
+
+
+def _rows(settings: Settings, by: By, own: dict[str, Counts]) -> Iterator[ReportRow]:
+    if by is By.UNIT:
+        for depth, unit in settings.unit_tree():
+            counts = Counts()
+            for code in settings.subtree(unit.code):
+                if code in own:
+                    counts.merge(own[code])
+            yield ReportRow(unit.code, unit.name, depth, counts)
+        known = settings.units
+    elif by is By.PROCEDURE:
+        for p in settings.config.procedures:
+            yield ReportRow(p.code, p.name, 0, own.get(p.code, Counts()))
+        known = settings.procedures
+    else:
+        for o in settings.config.officials:
+            if o.id in own:
+                yield ReportRow(o.id, o.name, 0, own[o.id])
+        known = settings.officials
+    for key in sorted(k for k in own if k not in known):
+        yield ReportRow(key, UNASSIGNED if key == "" else UNKNOWN_NAME, 0, own[key])
+
+
+def header(by: By) -> list[str]:
+    first = {By.UNIT: ("unit_code", "unit_name"), By.PROCEDURE: ("procedure_code", "procedure_name"),
+             By.OFFICIAL: ("official_id", "official_name")}[by]
+    return [*first, "received", "on_time", "in_progress", "late", "on_time_rate"]
+
+
+def _cells(key: str, name: str, c: Counts) -> list[str]:
+    rate = c.rate
+    return [key, name, str(c.received), str(c.on_time), str(c.in_progress), str(c.late),
+            "" if rate is None else str(rate)]
+
+
+def to_csv(report: Report) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(header(report.by))
+    for row in report.rows:
+        w.writerow(_cells(row.key, row.name, row.counts))
+    w.writerow(_cells("TOTAL", "Tổng cộng", report.total))
+    return out.getvalue()
+
+
+TABLE_HEADER = ("Mã", "Tên", "Tiếp nhận", "Đúng hạn", "Trong hạn", "Trễ hạn", "Tỷ lệ đúng hạn (%)")
+
+
+def to_table(report: Report) -> str:
+    """Aligned text for a terminal, units indented under their parent, comma decimals."""
+    lines = [[*(_cells(r.key, "  " * r.depth + r.name, r.counts))] for r in report.rows]
+    lines.append(_cells("TOTAL", "Tổng cộng", report.total))
+    for cells in lines:
+        cells[6] = cells[6].replace(".", ",")
+    table = [list(TABLE_HEADER), *lines]
+    widths = [max(len(r[i]) for r in table) for i in range(len(TABLE_HEADER))]
+    out = []
+    for n, cells in enumerate(table):
+        text = "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+        out.append(text.rstrip())
+        if n == 0 or n == len(table) - 2:
+            out.append("-" * len(out[-1]))
+    return "\n".join(out) + "\n"

@@ -1,0 +1,169 @@
+"""The fields of a case as sources send them, and their conversion into a canonical record.
+
+One definition serves file import, HTTP push and SQL polling: the canonical names, the
+Vietnamese and national-portal aliases, and the rules that turn raw values into typed ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from watchdog.config import Settings
+from watchdog.domain import Status, fold, parse_channel, parse_status
+from watchdog.timefmt import parse_instant, parse_when
+
+REQUIRED = ("case_code", "procedure_code", "unit_code", "received_at")
+INSTANTS = ("received_at", "due_at", "finished_at", "returned_at", "step_started_at", "updated_at")
+TEXTS = (
+    "assignee",
+    "applicant_name",
+    "applicant_phone",
+    "current_step",
+    "step_handler",
+)
+
+# Canonical name -> the other names sources use (Vietnamese headers, national portal fields).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "case_code": ("Mã hồ sơ", "Số hồ sơ", "MaHoSo", "SoHoSo"),
+    "procedure_code": ("Mã TTHC", "Mã thủ tục", "Mã thủ tục hành chính", "MaTTHC", "MaThuTuc"),
+    "unit_code": ("Đơn vị", "Mã đơn vị", "Đơn vị xử lý", "DonViXuLy", "MaDonVi", "PhongBanXuLy"),
+    "received_at": ("Ngày tiếp nhận", "NgayTiepNhan"),
+    "due_at": ("Ngày hẹn trả", "Ngày hẹn trả kết quả", "NgayHenTra"),
+    "status": ("Trạng thái", "Trạng thái hồ sơ", "TrangThaiHoSo", "TrangThai"),
+    "finished_at": ("Ngày kết thúc xử lý", "Ngày hoàn thành", "NgayKetThucXuLy"),
+    "returned_at": ("Ngày trả", "Ngày trả kết quả", "NgayTra", "NgayTraKetQua"),
+    "assignee": ("Cán bộ thụ lý", "Cán bộ xử lý", "Người xử lý", "NguoiXuLy", "CanBoXuLy"),
+    "applicant_name": ("Chủ hồ sơ", "Người nộp", "Tên người nộp", "ChuHoSo", "TenNguoiNop"),
+    "applicant_phone": ("Số điện thoại", "Điện thoại", "SoDienThoai"),
+    "channel": ("Kênh thực hiện", "Kênh nộp", "Hình thức nộp", "KenhThucHien"),
+    "current_step": ("Bước hiện tại", "Bước xử lý", "BuocHienTai", "MaBuoc"),
+    "step_started_at": ("Ngày bắt đầu bước", "Ngày bắt đầu", "NgayBatDau"),
+    "step_handler": ("Người xử lý bước", "Cán bộ xử lý bước", "NguoiXuLyBuoc"),
+    "updated_at": ("Ngày cập nhật", "Thời điểm xử lý", "NgayCapNhat", "ThoiDiemXuLy"),
+}
+FIELDS = tuple(ALIASES)
+# Portal columns we know but do not keep: recognised so they do not raise "unknown column".
+KNOWN_UNUSED = ("TenTTHC", "Tên TTHC", "Tên thủ tục", "MaLinhVuc", "Lĩnh vực", "Email",
+                "NgayNopHoSo", "Ngày nộp", "ChucDanh", "NgayKetThucTheoQuyDinh", "STT")
+
+_BY_FOLDED: dict[str, str] = {}
+for _name, _aliases in ALIASES.items():
+    for _alias in (_name, *_aliases):
+        _BY_FOLDED[fold(_alias)] = _name
+_UNUSED_FOLDED = {fold(a) for a in KNOWN_UNUSED}
+
+
+def canonical_field(header: object) -> str | None:
+    """The canonical field a header names, None when it names none we keep."""
+    return _BY_FOLDED.get(fold(str(header or "")))
+
+
+def is_known_unused(header: object) -> bool:
+    return fold(str(header or "")) in _UNUSED_FOLDED
+
+
+@dataclass
+class RowProblems:
+    """Problems of one incoming record, by field: the record is rejected when any exist."""
+
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, name: str, reason: str) -> None:
+        self.problems.append((name, reason))
+
+    def __bool__(self) -> bool:
+        return bool(self.problems)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def normalize_case(raw: Mapping[str, Any], settings: Settings, problems: RowProblems) -> dict:
+    """Turn one record with canonical keys into typed values; problems are collected, not raised.
+
+    A date-only `due_at`, `finished_at` or `returned_at` means the close of office hours on that
+    day; a date-only `received_at` means the start of the day (the clock then starts at opening).
+    """
+    out: dict[str, Any] = {}
+    for name in REQUIRED:
+        if _blank(raw.get(name)):
+            problems.add(name, "required value is missing")
+    if problems:
+        return out
+    out["case_code"] = _text(raw["case_code"])
+    out["procedure_code"] = _text(raw["procedure_code"])
+    out["unit_code"] = _text(raw["unit_code"])
+    calendar = settings.calendar_for(out["unit_code"])
+    for name in INSTANTS:
+        value = raw.get(name)
+        if _blank(value):
+            out[name] = None
+            continue
+        try:
+            when = parse_when(value, calendar.tz)
+        except ValueError as e:
+            problems.add(name, str(e))
+            continue
+        if isinstance(when, date) and not isinstance(when, datetime):
+            when = (
+                parse_instant(when, calendar.tz)
+                if name in ("received_at", "step_started_at", "updated_at")
+                else calendar.standard_close(when)
+            )
+        out[name] = when
+    for name in TEXTS:
+        value = raw.get(name)
+        out[name] = None if _blank(value) else _text(value)
+    out["channel"] = None
+    if not _blank(raw.get("channel")):
+        try:
+            out["channel"] = parse_channel(raw["channel"])
+        except ValueError as e:
+            problems.add("channel", str(e))
+    status = None
+    if not _blank(raw.get("status")):
+        try:
+            status = parse_status(raw["status"])
+        except ValueError as e:
+            problems.add("status", str(e))
+    if problems:
+        return out
+    out["status"] = int(_settle_status(status, out, problems))
+    _check_order(out, problems)
+    return out
+
+
+def _settle_status(status: Status | None, out: dict, problems: RowProblems) -> Status:
+    """Fill a missing status from the dates, and require the dates a status implies."""
+    if status is None:
+        if out["returned_at"]:
+            status = Status.RETURNED
+        elif out["finished_at"]:
+            status = Status.FINISHED
+        else:
+            status = Status.IN_PROGRESS if out["assignee"] else Status.RECEIVED
+    if status is Status.RETURNED and out["finished_at"] is None:
+        out["finished_at"] = out["returned_at"]
+    if status.is_finished and out["finished_at"] is None:
+        problems.add("finished_at", f"required when the status is {int(status)} ({status.label})")
+    return status
+
+
+def _check_order(out: dict, problems: RowProblems) -> None:
+    received = out["received_at"]
+    for name in ("finished_at", "returned_at", "step_started_at"):
+        t = out.get(name)
+        if t is not None and t < received:
+            problems.add(name, f"is before received_at ({received.isoformat()})")
+    if out["due_at"] is not None and out["due_at"] < received:
+        problems.add("due_at", f"is before received_at ({received.isoformat()})")

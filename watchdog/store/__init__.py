@@ -1,0 +1,77 @@
+"""The one port to the database. Everything else asks the Store; nobody else writes SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from watchdog.store import schema
+from watchdog.store.db import create_db_engine, ensure_schema, upgrade
+
+__all__ = ["Store", "schema"]
+
+
+class Store:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Open a database; a SQLite file is created and migrated on first use."""
+        store = cls(create_db_engine(url))
+        if migrate:
+            ensure_schema(store.engine)
+        return store
+
+    def upgrade(self) -> None:
+        upgrade(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[dict[str, Any]],
+        keys: Sequence[str],
+        update: Iterable[str] | None = None,
+    ) -> None:
+        """INSERT ... ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL alike.
+
+        With `update` empty the conflict is ignored (DO NOTHING): an idempotent insert.
+        """
+        if not rows:
+            return
+        insert = (postgresql if self.dialect == "postgresql" else sqlite).insert
+        stmt = insert(table)
+        cols = list(update) if update is not None else [c for c in rows[0] if c not in keys]
+        if cols:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        conn.execute(stmt, list(rows))
+
+    def existing(self, conn: Connection, column, values: Sequence[Any]) -> dict[Any, Any]:
+        """Map key -> row for the rows whose `column` is in `values` (chunked for SQLite)."""
+        out: dict[Any, Any] = {}
+        for i in range(0, len(values), 500):
+            chunk = values[i : i + 500]
+            for row in conn.execute(select(column.table).where(column.in_(chunk))):
+                out[row._mapping[column.name]] = row
+        return out

@@ -1,0 +1,211 @@
+"""The database schema: one place for every table. Migrations in `migrations/` follow it.
+
+Instants are stored as naive UTC (`UTCDateTime`) so SQLite and PostgreSQL hold the same values
+and compare the same way; they come back timezone-aware in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite wants INTEGER PRIMARY KEY for its rowid alias; PostgreSQL gets a 64-bit identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, naive UTC stored, aware UTC out."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("refusing to store a naive datetime; instants must be aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+units = Table(
+    "units",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("parent_code", String(64), nullable=True, index=True),
+    Column("kind", String(32)),
+    Column("calendar", String(64)),
+    Column("heads", JSON, nullable=False, default=list),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+officials = Table(
+    "officials",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("unit_code", String(64), nullable=False, index=True),
+    Column("email", Text),
+    Column("telegram", String(64)),
+    Column("role", String(64)),
+    Column("deputy_id", String(64)),
+    Column("absent", JSON, nullable=False, default=list),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+procedures = Table(
+    "procedures",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("field", Text),
+    Column("time_limit", String(32), nullable=False),
+    Column("on_supplement", String(16), nullable=False, default="pause"),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+procedure_steps = Table(
+    "procedure_steps",
+    metadata,
+    Column("procedure_code", String(64), primary_key=True),
+    Column("code", String(64), primary_key=True),
+    Column("seq", SmallInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("allot", String(32), nullable=False),
+    Column("role", String(64)),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_code", String(128), nullable=False, unique=True),
+    Column("procedure_code", String(64), nullable=False, index=True),
+    Column("unit_code", String(64), nullable=False, index=True),
+    Column("received_at", UTCDateTime, nullable=False, index=True),
+    Column("due_at", UTCDateTime),  # appointment given by the source (ngày hẹn trả)
+    Column("status", SmallInteger, nullable=False, default=2),
+    Column("finished_at", UTCDateTime),
+    Column("returned_at", UTCDateTime),
+    Column("assignee", String(64), index=True),
+    Column("applicant_name", Text),
+    Column("applicant_phone", String(32)),
+    Column("channel", String(16)),
+    Column("current_step", String(64)),
+    Column("step_started_at", UTCDateTime),
+    Column("step_handler", String(64)),
+    Column("source", String(64), nullable=False, default="import"),
+    Column("source_updated_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # Engine bookkeeping: when this case's state can next change (NULL = closed or not planned).
+    Column("next_check_at", UTCDateTime),
+    Column("due_version", Integer, nullable=False, default=0),
+    Index("ix_cases_open_next_check", "next_check_at"),
+)
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(128), nullable=False),  # source's id: a retried push is harmless
+    Column("kind", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("data", JSON, nullable=False, default=dict),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("case_id", "event_id"),
+    Index("ix_case_events_case_at", "case_id", "at"),
+)
+
+step_instances = Table(
+    "step_instances",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", SmallInteger, nullable=False),
+    Column("step_code", String(64), nullable=False),
+    Column("handler", String(64)),
+    Column("unit_code", String(64)),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("result", String(16)),  # early | on_time | late
+    UniqueConstraint("case_id", "seq"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE")),
+    Column("kind", String(48), nullable=False),
+    Column("subject", String(160), nullable=False),  # what the finding is about: a case code, a unit
+    Column("detail", Text, nullable=False),
+    Column("found_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    UniqueConstraint("kind", "subject"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("recipient", String(160), nullable=False),  # official id or e-mail address
+    Column("address", Text),  # e-mail address or chat id actually used
+    Column("channel", String(16), nullable=False),
+    Column("stage", String(64), nullable=False),
+    Column("subject", Text),
+    Column("body_text", Text),
+    Column("body_html", Text),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("provider_message_id", String(128)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("not_before", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("acknowledged_at", UTCDateTime),
+    Index("ix_notifications_status_not_before", "status", "not_before"),
+)
+
+notification_cases = Table(
+    "notification_cases",
+    metadata,
+    Column(
+        "notification_id",
+        Id,
+        ForeignKey("notifications.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+)
