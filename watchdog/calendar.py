@@ -229,7 +229,7 @@ class WorkingCalendar:
         while target > self._year(year).total:
             target -= self._year(year).total
             year += 1
-        while target < 0:
+        while target <= 0:  # going back: the earliest instant is the previous year's close
             year -= 1
             target += self._year(year).total
         return self._instant(year, target)

@@ -51,7 +51,9 @@ class Duration:
             raise ValueError(f"expected a duration such as {EXAMPLES}, got {text!r}")
         amount = float(m.group(1))
         if unit is Unit.CALENDAR_DAYS and amount != int(amount):
-            raise ValueError(f"calendar days must be a whole number, got {text!r}")
+            raise ValueError(
+                f"expected a duration such as {EXAMPLES} (calendar days are whole), got {text!r}"
+            )
         return cls(amount, unit)
 
     def __str__(self) -> str:
@@ -75,6 +77,6 @@ def compute_due(calendar: WorkingCalendar, received: datetime, limit: Duration) 
         day = calendar.local(received).date() + timedelta(days=int(limit.amount))
         return calendar.close(day)
     start = calendar.clock_start(received)
-    if limit.amount == 0:
+    if limit.amount == 0 and limit.unit is Unit.WORKING_DAYS:  # same-day procedures
         return calendar.day_close_of(start)
     return calendar.add_working(start, limit.working_seconds(calendar))

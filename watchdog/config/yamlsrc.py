@@ -112,9 +112,9 @@ def _build(node: yaml.Node, path: Path_, loc: Located, problems: list[str], env)
                 )
                 continue
             child = (*path, key)
+            loc.lines[child] = key_node.start_mark.line + 1
             if key in out:
                 problems.append(f"{loc.where(child)}: duplicate key")
-            loc.lines[child] = key_node.start_mark.line + 1
             out[key] = _build(value_node, child, loc, problems, env)
         return out
     if isinstance(node, yaml.SequenceNode):

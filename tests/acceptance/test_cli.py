@@ -1,0 +1,202 @@
+"""The command line as a user runs it: subprocesses, exit codes, stdout versus stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def watchdog(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k != "WATCHDOG_CONFIG"} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "watchdog", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def province(tmp_path: Path, small_config: Path) -> Path:
+    """The small test province, its database in tmp_path, and one CSV export."""
+    (tmp_path / "cases.csv").write_text(
+        "Mã hồ sơ,Mã TTHC,Đơn vị,Ngày tiếp nhận,Trạng thái,Cán bộ thụ lý,Ngày kết thúc xử lý\n"
+        "H1,2.000488,STP.HC,10/11/2026 09:00,4,chuyenvien,\n"
+        "H2,2.000488,STP.HC,02/11/2026 08:00,9,chuyenvien,05/11/2026 10:00\n"
+        "H3,1.000001,STP,20/11/2026 09:00,2,lanhdao,\n"
+        "H4,1.000002,SXD,19/11/2026 10:00,5,,\n",
+        encoding="utf-8",
+    )
+    return small_config
+
+
+def test_due_without_any_config(tmp_path: Path) -> None:
+    r = watchdog("due", "--received", "13/02/2026 09:00", "--working-days", "3", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "2026-02-25T09:00:00+07:00\n"
+
+
+def test_due_with_a_procedure_of_the_config(province: Path) -> None:
+    r = watchdog(
+        "--config",
+        str(province),
+        "due",
+        "--received",
+        "2026-11-20T14:00:00+07:00",
+        "--procedure",
+        "1.000001",
+        cwd=province.parent,
+    )
+    # 14:00-17:00 is 3 h, the 4th hour is 07:00-08:00 on Monday 23/11.
+    assert (r.returncode, r.stdout) == (0, "2026-11-23T08:00:00+07:00\n")
+
+
+def test_due_usage_errors_exit_2(province: Path) -> None:
+    r = watchdog("due", "--received", "yesterday", "--working-days", "3", cwd=province.parent)
+    assert r.returncode == 2 and "--received: expected a date" in r.stderr
+    r = watchdog(
+        "--config",
+        str(province),
+        "due",
+        "--received",
+        "01/12/2026",
+        "--procedure",
+        "0.000",
+        cwd=province.parent,
+    )
+    assert r.returncode == 2 and "unknown procedure '0.000'" in r.stderr
+    r = watchdog("due", "--received", "01/12/2026", cwd=province.parent)
+    assert r.returncode == 2  # argparse: one limit option is required
+
+
+def test_check_accepts_the_example_and_rejects_bad_config(tmp_path: Path) -> None:
+    r = watchdog("--config", str(ROOT / "config.example.yaml"), "check", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "OK" in r.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("units:\n  - {code: A, name: A, parent: B}\n", encoding="utf-8")
+    r = watchdog("--config", str(bad), "check", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"{bad}:2: units[0].parent: unknown unit 'B'"
+    r = watchdog("check", cwd=tmp_path)  # no ./config.yaml
+    assert r.returncode == 2 and "no such configuration file" in r.stderr
+
+
+def test_config_from_environment_variable(province: Path, tmp_path: Path) -> None:
+    r = watchdog("check", cwd=tmp_path, env={"WATCHDOG_CONFIG": str(province)})
+    assert r.returncode == 0, r.stderr
+
+
+def test_import_then_cases_then_report(province: Path) -> None:
+    cwd = province.parent
+    r = watchdog("--config", str(province), "import", str(cwd / "cases.csv"), cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["inserted"] == 4
+
+    r = watchdog(
+        "--config",
+        str(province),
+        "cases",
+        "--format",
+        "jsonl",
+        "--now",
+        "23/11/2026 10:00",
+        cwd=cwd,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["case_code"], x["state"]) for x in rows] == [
+        ("H3", "overdue"),  # 4 working hours from 20/11 09:00: due 20/11 13:00... now 23/11
+        ("H1", "due_soon"),  # 10 working days from 10/11 09:00, 24/11 off: due 25/11 09:00
+        ("H4", "waiting"),
+    ]
+    assert rows[0]["due_at"] == "2026-11-20T15:00:00+07:00"
+    assert rows[1]["due_at"] == "2026-11-25T09:00:00+07:00"
+
+    r = watchdog(
+        "--config", str(province), "cases", "--unit", "STP.HC", "--now", "23/11/2026 10:00", cwd=cwd
+    )
+    assert r.returncode == 0 and "H1" in r.stdout and "H3" not in r.stdout
+
+    r = watchdog(
+        "--config",
+        str(province),
+        "cases",
+        "--official",
+        "lanhdao",
+        "--state",
+        "overdue",
+        "--format",
+        "jsonl",
+        "--now",
+        "23/11/2026 10:00",
+        cwd=cwd,
+    )
+    assert [json.loads(x)["case_code"] for x in r.stdout.splitlines()] == ["H3"]
+
+    r = watchdog(
+        "--config",
+        str(province),
+        "report",
+        "--from",
+        "01/11/2026",
+        "--to",
+        "30/11/2026",
+        "--format",
+        "csv",
+        cwd=cwd,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (
+        r.stdout.splitlines()[0]
+        == "unit_code,unit_name,received,on_time,in_progress,late,on_time_rate"
+    )
+    assert r.stdout.splitlines()[-1] == "TOTAL,Tổng cộng,4,1,1,2,33.33"
+
+    out = cwd / "report.csv"
+    r = watchdog(
+        "--config",
+        str(province),
+        "report",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-30",
+        "--format",
+        "csv",
+        "--out",
+        str(out),
+        cwd=cwd,
+    )
+    assert (
+        r.returncode == 0
+        and r.stdout == ""
+        and out.read_text(encoding="utf-8").startswith("unit_code")
+    )
+
+
+def test_db_upgrade_is_idempotent(province: Path) -> None:
+    for _ in range(2):
+        r = watchdog("--config", str(province), "db", "upgrade", cwd=province.parent)
+        assert r.returncode == 0, r.stderr
+
+
+def test_run_once_with_demo_data(tmp_path: Path) -> None:
+    config = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
+    r = watchdog("run", "--once", "--demo", "--now", "20/11/2026 09:00", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "var" / "watchdog.db").exists()
+    states = {line.split()[-1] for line in r.stdout.splitlines()[2:]}
+    assert {"overdue", "due_soon", "on_track", "waiting"} <= states

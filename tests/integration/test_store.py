@@ -1,0 +1,119 @@
+"""Storage contract, run on SQLite and PostgreSQL alike (the `store` fixture is parametrised)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from watchdog.config import load_settings
+from watchdog.store import Store, schema
+from watchdog.store.db import current_revision, head_revision
+from watchdog.store.directory import sync_directory
+
+NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+
+
+def case_row(code: str, **over) -> dict:
+    row = {
+        "case_code": code,
+        "procedure_code": "2.000488",
+        "unit_code": "STP.HC",
+        "received_at": datetime(2026, 11, 2, 9, 0, tzinfo=timezone(timedelta(hours=7))),
+        "status": 4,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    return row | over
+
+
+def test_migrations_reach_head(store: Store) -> None:
+    assert current_revision(store.engine) == head_revision(store.engine) is not None
+
+
+def test_instants_round_trip_as_utc(store: Store) -> None:
+    with store.begin() as conn:
+        conn.execute(schema.cases.insert(), [case_row("A")])
+    with store.engine.connect() as conn:
+        got = conn.execute(select(schema.cases.c.received_at)).scalar_one()
+    assert got == datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+    assert got.tzinfo is UTC
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    with pytest.raises(Exception, match="naive"), store.begin() as conn:
+        conn.execute(schema.cases.insert(), [case_row("A", received_at=datetime(2026, 1, 1))])
+
+
+def test_upsert_updates_and_do_nothing_variant(store: Store) -> None:
+    with store.begin() as conn:
+        store.upsert(conn, schema.cases, [case_row("A"), case_row("B")], ["case_code"])
+        store.upsert(conn, schema.cases, [case_row("A", status=9)], ["case_code"], ["status"])
+        store.upsert(conn, schema.cases, [case_row("B", status=10)], ["case_code"], [])
+    with store.engine.connect() as conn:
+        rows = dict(conn.execute(select(schema.cases.c.case_code, schema.cases.c.status)).all())
+    assert rows == {"A": 9, "B": 4}
+
+
+def test_event_ids_are_unique_per_case(store: Store) -> None:
+    with store.begin() as conn:
+        conn.execute(schema.cases.insert(), [case_row("A")])
+        case_id = conn.execute(select(schema.cases.c.id)).scalar_one()
+        event = {
+            "case_id": case_id,
+            "event_id": "e1",
+            "kind": "assigned",
+            "at": NOW,
+            "data": {"to": "x"},
+            "recorded_at": NOW,
+        }
+        store.upsert(
+            conn,
+            schema.case_events,
+            [event, event | {"event_id": "e2"}],
+            ["case_id", "event_id"],
+            [],
+        )
+        store.upsert(conn, schema.case_events, [event], ["case_id", "event_id"], [])
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.case_events)).scalar_one() == 2
+
+
+def test_sync_directory_marks_removed_entries_inactive(
+    store: Store, small_config: Path, tmp_path: Path
+) -> None:
+    settings = load_settings(small_config, env={})
+    assert sync_directory(store, settings) == {"units": 4, "officials": 3, "procedures": 3}
+    smaller = small_config.read_text(encoding="utf-8").replace(
+        "  - {code: SXD, name: Sở Xây dựng, parent: T}\n", ""
+    )
+    path = tmp_path / "smaller.yaml"
+    path.write_text(smaller, encoding="utf-8")
+    sync_directory(store, load_settings(path, env={}))
+    with store.engine.connect() as conn:
+        active = dict(conn.execute(select(schema.units.c.code, schema.units.c.active)).all())
+        heads = conn.execute(
+            select(schema.units.c.heads).where(schema.units.c.code == "STP")
+        ).scalar_one()
+        steps = conn.execute(select(func.count()).select_from(schema.procedure_steps)).scalar_one()
+    assert active == {"T": True, "STP": True, "STP.HC": True, "SXD": False}
+    assert heads == ["lanhdao"]
+    assert steps == 0
+
+
+def test_sqlite_runs_in_wal_mode_and_migrates_on_first_use(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'new' / 'w.db'}")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() >= 5000
+    assert current_revision(store.engine) == head_revision(store.engine)
+    store.close()
+
+
+def test_postgres_is_not_migrated_silently(postgres_url: str) -> None:
+    from watchdog.store.db import SchemaOutdated
+
+    with pytest.raises(SchemaOutdated, match="watchdog db upgrade"):
+        Store.open(postgres_url)
