@@ -164,15 +164,25 @@ def _rows(settings: Settings, by: By, own: dict[str, Counts]) -> Iterator[Report
 
 
 def header(by: By) -> list[str]:
-    first = {By.UNIT: ("unit_code", "unit_name"), By.PROCEDURE: ("procedure_code", "procedure_name"),
-             By.OFFICIAL: ("official_id", "official_name")}[by]
+    first = {
+        By.UNIT: ("unit_code", "unit_name"),
+        By.PROCEDURE: ("procedure_code", "procedure_name"),
+        By.OFFICIAL: ("official_id", "official_name"),
+    }[by]
     return [*first, "received", "on_time", "in_progress", "late", "on_time_rate"]
 
 
 def _cells(key: str, name: str, c: Counts) -> list[str]:
     rate = c.rate
-    return [key, name, str(c.received), str(c.on_time), str(c.in_progress), str(c.late),
-            "" if rate is None else str(rate)]
+    return [
+        key,
+        name,
+        str(c.received),
+        str(c.on_time),
+        str(c.in_progress),
+        str(c.late),
+        "" if rate is None else str(rate),
+    ]
 
 
 def to_csv(report: Report) -> str:
@@ -199,7 +209,8 @@ def to_table(report: Report) -> str:
     out = []
     for n, cells in enumerate(table):
         text = "  ".join(
-            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
         out.append(text.rstrip())
         if n == 0 or n == len(table) - 2:

@@ -46,8 +46,19 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 FIELDS = tuple(ALIASES)
 # Portal columns we know but do not keep: recognised so they do not raise "unknown column".
-KNOWN_UNUSED = ("TenTTHC", "Tên TTHC", "Tên thủ tục", "MaLinhVuc", "Lĩnh vực", "Email",
-                "NgayNopHoSo", "Ngày nộp", "ChucDanh", "NgayKetThucTheoQuyDinh", "STT")
+KNOWN_UNUSED = (
+    "TenTTHC",
+    "Tên TTHC",
+    "Tên thủ tục",
+    "MaLinhVuc",
+    "Lĩnh vực",
+    "Email",
+    "NgayNopHoSo",
+    "Ngày nộp",
+    "ChucDanh",
+    "NgayKetThucTheoQuyDinh",
+    "STT",
+)
 
 _BY_FOLDED: dict[str, str] = {}
 for _name, _aliases in ALIASES.items():

@@ -169,7 +169,9 @@ findings = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE")),
     Column("kind", String(48), nullable=False),
-    Column("subject", String(160), nullable=False),  # what the finding is about: a case code, a unit
+    Column(
+        "subject", String(160), nullable=False
+    ),  # what the finding is about: a case code, a unit
     Column("detail", Text, nullable=False),
     Column("found_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime),
