@@ -1,3 +1,3 @@
-"""tthc-watchdog: deadline monitoring and escalation for Vietnamese administrative-procedure cases."""
+"""tthc-watchdog: deadline watching and escalation for Vietnamese administrative cases."""
 
 __version__ = "0.1.0"

@@ -43,7 +43,10 @@ calendars:
             extra_holidays: [2026-12-31], extra_workdays: [2026-12-27]}
 units: [{code: U, name: Unit}]
 procedures:
-  - {code: "1.1", name: P, limit: 15 working_days, steps: [{code: B1, name: Tiếp nhận, allot: 4 working_hours}]}
+  - code: "1.1"
+    name: P
+    limit: 15 working_days
+    steps: [{code: B1, name: Tiếp nhận, allot: 4 working_hours}]
 """,
     )
     s = load_settings(path, env={})
@@ -165,7 +168,9 @@ def test_bad_times_and_overlapping_hours(tmp_path: Path) -> None:
 def test_procedures_file_errors_name_that_file(tmp_path: Path) -> None:
     write(
         tmp_path,
-        "procedures:\n  - {code: '1', name: P, limit: 3 working_days}\n  - {code: '2', name: Q, limit: soon}\n",
+        "procedures:\n"
+        "  - {code: '1', name: P, limit: 3 working_days}\n"
+        "  - {code: '2', name: Q, limit: soon}\n",
         "procs.yaml",
     )
     path = write(tmp_path, "procedures_file: procs.yaml\n")

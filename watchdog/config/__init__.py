@@ -76,7 +76,7 @@ class Settings:
         return kids
 
     def unit_tree(self) -> Iterator[tuple[int, UnitConfig]]:
-        """(depth, unit) in tree order: each parent before its children, file order among siblings."""
+        """(depth, unit) in tree order: parents before children, siblings in file order."""
 
         def walk(code: str | None, depth: int) -> Iterator[tuple[int, UnitConfig]]:
             for child in self.children.get(code, []):

@@ -103,8 +103,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
             dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
         except csv.Error:
             dialect = csv.excel
-        for n, row in enumerate(csv.reader(f, dialect), start=1):
-            yield n, row
+        yield from enumerate(csv.reader(f, dialect), start=1)
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
