@@ -206,6 +206,7 @@ def to_table(report: Report) -> str:
         cells[6] = cells[6].replace(".", ",")
     table = [list(TABLE_HEADER), *lines]
     widths = [max(len(r[i]) for r in table) for i in range(len(TABLE_HEADER))]
+    rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
     out = []
     for n, cells in enumerate(table):
         text = "  ".join(
@@ -214,5 +215,5 @@ def to_table(report: Report) -> str:
         )
         out.append(text.rstrip())
         if n == 0 or n == len(table) - 2:
-            out.append("-" * len(out[-1]))
+            out.append(rule)
     return "\n".join(out) + "\n"
