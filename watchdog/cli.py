@@ -23,7 +23,7 @@ from watchdog.config import (
     load_settings,
 )
 from watchdog.durations import Duration, Unit, compute_due
-from watchdog.timefmt import FORMATS_HELP, iso, parse_instant, parse_when
+from watchdog.timefmt import FORMATS_HELP, iso, parse_instant, parse_when, show
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -89,11 +89,19 @@ def _write(text: str, out: str | None) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from watchdog.engine.rules import load_rules
+
     settings = _settings(args)
+    rules = load_rules(settings)
     c = settings.config
+    stages = sum(len(p.stages) for p in rules.policies)
     print(
         f"{settings.file}: OK ({len(c.units)} units, {len(c.officials)} officials, "
         f"{len(c.procedures)} procedures, {len(settings.calendars)} calendar(s))"
+    )
+    print(
+        f"rules: OK ({len(rules.files)} file(s), {len(rules.policies)} policies, {stages} stages, "
+        f"{len(rules.digests)} digests, hash {rules.hash})"
     )
     return EXIT_OK
 
@@ -125,7 +133,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     store = _store(settings)
-    sync_directory(store, settings)
+    if not args.dry_run:
+        sync_directory(store, settings)
     path = Path(args.file)
     report = import_file(
         store,
@@ -192,15 +201,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from watchdog.engine.rules import load_rules
+    from watchdog.engine.runner import Engine
     from watchdog.reports.board import COLUMNS, as_rows, board
     from watchdog.reports.table import render_table
     from watchdog.store.directory import sync_directory
 
     settings = _settings(args)
+    rules = load_rules(settings)
     if not args.once:
         raise UsageError(
             "the long-running daemon is not built yet; use `run --once` "
-            "(sync the directory, load demo data with --demo, show the board)"
+            "(sync the directory, load demo data with --demo, evaluate the rules once)"
         )
     now = _clock(args, settings).now()
     store = _store(settings)
@@ -214,9 +226,80 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         written = load_demo(store, settings, now)
         _err(f"demo data: {written.inserted} new, {written.updated} updated cases")
+    engine = Engine(store, settings, rules)
+    if replanned := engine.ensure_planned(now):
+        _err(f"rules {rules.hash}: {replanned} open case(s) planned")
+    report = engine.tick(now)
+    _err(f"engine: {report.evaluated} case(s) evaluated, {len(report.fired)} new firing(s)")
     lines = board(store, settings, now)
     sys.stdout.write(render_table(COLUMNS, as_rows(lines, settings)))
     _err(f"{len(lines)} open case(s) at {iso(now, settings.default_calendar.tz)}")
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from watchdog.config.models import parse_span
+    from watchdog.engine.rules import load_rules
+    from watchdog.engine.simulate import simulate
+    from watchdog.reports.table import render_table
+
+    settings = _settings(args)
+    rules = load_rules(settings)
+    start = _instant(args.date_from, settings, "--from")
+    end = _instant(args.date_to, settings, "--to")
+    if end < start:
+        raise UsageError("--to: must not be before --from")
+    try:
+        step = parse_span(args.step)
+    except ValueError as e:
+        raise UsageError(f"--step: {e}") from None
+    if step.total_seconds() <= 0:
+        raise UsageError("--step: must be positive")
+    tz = settings.default_calendar.tz
+    messages = simulate(_store(settings), settings, rules, start, end, step)
+    if args.format == "jsonl":
+        for m in messages:
+            row = {
+                "at": iso(m.at, tz),
+                "stage": m.items[0].stage,
+                "case_codes": m.case_codes,
+                "recipient": m.recipient,
+                "channel": m.channel,
+                "stages": m.stages,
+            }
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        rows = (
+            {
+                "at": show(m.at, tz),
+                "recipient": m.recipient,
+                "channel": m.channel,
+                "stages": ",".join(s.split("/")[-1] for s in m.stages),
+                "cases": len(m.case_codes),
+                "first case": m.case_codes[0],
+            }
+            for m in messages
+        )
+        cols = ("at", "recipient", "channel", "stages", "cases", "first case")
+        sys.stdout.write(render_table(cols, rows))
+        _err(f"{len(messages)} message(s) between {iso(start, tz)} and {iso(end, tz)}")
+    return EXIT_OK
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    from watchdog.reports.table import render_table
+    from watchdog.store.findings import open_findings
+
+    settings = _settings(args)
+    tz = settings.default_calendar.tz
+    found = open_findings(_store(settings), kind=args.kind)
+    if args.format == "jsonl":
+        for f in found:
+            print(json.dumps(f | {"found_at": iso(f["found_at"], tz)}, ensure_ascii=False))
+    else:
+        rows = ({**f, "found_at": show(f["found_at"], tz)} for f in found)
+        sys.stdout.write(render_table(("kind", "subject", "detail", "found_at"), rows))
+        _err(f"{len(found)} open finding(s)")
     return EXIT_OK
 
 
@@ -277,6 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metric", choices=["portal", "766"], default="portal")
     sp.add_argument("--format", choices=["table", "csv", "xlsx", "html"], default="table")
     sp.add_argument("--out", metavar="FILE")
+
+    sp = command(
+        "simulate", cmd_simulate, "what would be sent between two instants, sending nothing"
+    )
+    sp.add_argument("--from", dest="date_from", required=True, metavar="T1")
+    sp.add_argument("--to", dest="date_to", required=True, metavar="T2")
+    sp.add_argument("--step", default="15m", help="tick interval (default 15m)")
+    sp.add_argument("--format", choices=["table", "jsonl"], default="table")
+
+    sp = command("findings", cmd_findings, "data-quality findings for the admin")
+    sp.add_argument("--kind", help="only this kind (e.g. due_mismatch, no_assignee)")
+    sp.add_argument("--format", choices=["table", "jsonl"], default="table")
 
     sp = command("run", cmd_run, "the daemon")
     sp.add_argument("--once", action="store_true", help="one full pass, then exit")

@@ -22,7 +22,14 @@ from watchdog.config.models import (
 )
 from watchdog.config.yamlsrc import ConfigError, Located, format_path, load_yaml
 
-__all__ = ["Config", "ConfigError", "Settings", "default_config_path", "load_settings"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Settings",
+    "default_config_path",
+    "load_settings",
+    "validate_model",
+]
 
 DEFAULT_CALENDAR = "default"
 
@@ -161,7 +168,7 @@ def load_settings(path: str | Path, env: dict[str, str] | None = None) -> Settin
                 located.error(("procedures",), "give procedures or procedures_file, not both")
             )
         data["procedures"] = pdata
-    config = _validate(Config, data, located, procedures_from, problems)
+    config = validate_model(Config, data, located, problems, procedures_from)
     if config is None:
         raise ConfigError(problems)
     settings = Settings(config, file.parent.resolve(), file)
@@ -171,13 +178,14 @@ def load_settings(path: str | Path, env: dict[str, str] | None = None) -> Settin
     return settings
 
 
-def _validate(
+def validate_model(
     model: type[BaseModel],
     data: Any,
     located: Located,
-    procedures_from: Located | None,
     problems: list[str],
+    procedures_from: Located | None = None,
 ) -> Any:
+    """Validate data into a model; on failure add `file:line: path: why` problems, return None."""
     try:
         return model.model_validate(data)
     except ValidationError as e:

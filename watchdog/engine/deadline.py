@@ -1,8 +1,15 @@
-"""Deadline state of a case: a pure function of its record, its procedure, the calendar and now."""
+"""Deadline state of a case: a pure function of its record, its events, its procedure, the
+calendar and `now` (SPEC 4).
+
+`timeline()` replays the case's events once into a `Timeline` (due, due version, pauses,
+extensions, steps, last activity); `Timeline.measure(now)` then gives remaining, elapsed and
+overdue working time. Nothing here reads a clock or a database.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -31,6 +38,24 @@ class Result(StrEnum):
     LATE = "late"
 
 
+class EventKind(StrEnum):
+    RECEIVED = "received"
+    ASSIGNED = "assigned"
+    STEP_STARTED = "step_started"
+    SUPPLEMENT_REQUESTED = "supplement_requested"
+    SUPPLEMENT_RECEIVED = "supplement_received"
+    EXTENDED = "extended"
+    FINISHED = "finished"
+    RETURNED = "returned"
+    WITHDRAWN = "withdrawn"
+    STOPPED = "stopped"
+    REJECTED = "rejected"
+
+
+# Replay order of events at the same instant: a completed supplement before a new appointment.
+_ORDER = {k: i for i, k in enumerate(EventKind)}
+
+
 @dataclass(frozen=True, slots=True)
 class CaseRecord:
     """What the engine needs of a case, independent of where it is stored."""
@@ -48,6 +73,8 @@ class CaseRecord:
     step_started_at: datetime | None = None
     step_handler: str | None = None
     applicant_name: str | None = None
+    channel: str | None = None
+    updated_at: datetime | None = None  # the source's last update
     id: int | None = None
 
     @classmethod
@@ -67,24 +94,175 @@ class CaseRecord:
             step_started_at=m["step_started_at"],
             step_handler=m["step_handler"],
             applicant_name=m["applicant_name"],
+            channel=m["channel"],
+            updated_at=m["source_updated_at"],
             id=m["id"],
         )
 
+    @property
+    def is_open(self) -> bool:
+        return self.status.is_open
+
 
 @dataclass(frozen=True, slots=True)
-class Deadline:
-    due: datetime | None  # the due that counts: the source's appointment, else computed
+class CaseEvent:
+    kind: str
+    at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRun:
+    """One pass through a step of the internal procedure (quy trình nội bộ)."""
+
+    code: str
+    handler: str | None
+    started_at: datetime
+    due: datetime | None  # None when the procedure does not define the step
+    finished_at: datetime | None
+    result: Result | None
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """Where a case stands at an instant, in working seconds."""
+
+    remaining: int  # until due; negative once overdue
+    elapsed: int  # since the clock started, waiting time excluded
+    share: float  # elapsed / (elapsed + remaining), 0..1+ ; 1.0 at the due
+    overdue: int  # working seconds past due, 0 before
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    start: datetime  # S, the start of the clock
+    due: datetime | None  # the due that counts now
     computed_due: datetime | None  # from the procedure's limit; None for an unknown procedure
-    from_source: bool
+    source_due: datetime | None  # the first appointment the source gave
+    due_version: int  # bumped by each extension and completed supplement
+    extensions: int  # extensions (gia hạn) granted
+    supplements: int  # supplement requests made
+    waiting_since: datetime | None  # set while waiting for the applicant
+    waited: int  # working seconds of completed waits
+    last_activity: datetime
+    steps: tuple[StepRun, ...]
+
+    @property
+    def current_step(self) -> StepRun | None:
+        return self.steps[-1] if self.steps and self.steps[-1].finished_at is None else None
+
+    def measure(self, calendar: WorkingCalendar, now: datetime) -> Measure | None:
+        """Remaining and elapsed working time at `now`; frozen while waiting."""
+        if self.due is None:
+            return None
+        at = min(now, self.waiting_since) if self.waiting_since else now
+        remaining = calendar.working_seconds_between(at, self.due)
+        elapsed = max(0, calendar.working_seconds_between(self.start, at) - self.waited)
+        total = elapsed + remaining
+        share = elapsed / total if total > 0 else 1.0
+        return Measure(remaining, elapsed, share, max(0, -remaining))
 
 
-def case_deadline(
-    case: CaseRecord, procedure: ProcedureConfig | None, calendar: WorkingCalendar
-) -> Deadline:
+def timeline(
+    case: CaseRecord,
+    events: Sequence[CaseEvent],
+    procedure: ProcedureConfig | None,
+    calendar: WorkingCalendar,
+) -> Timeline:
+    """Replay a case's events into its deadline state."""
+    start = calendar.clock_start(case.received_at)
     computed = compute_due(calendar, case.received_at, procedure.limit) if procedure else None
-    if case.due_at is not None:
-        return Deadline(case.due_at, computed, True)
-    return Deadline(computed, computed, False)
+    ordered = sorted(events, key=lambda e: (e.at, _ORDER.get(e.kind, 99)))
+    # The first appointment: the one an extension replaced, else the source's, else computed.
+    first_ext = next((e for e in ordered if e.kind == EventKind.EXTENDED), None)
+    source_due = _instant(first_ext.data.get("previous_due")) if first_ext else None
+    if source_due is None and first_ext is None:
+        source_due = case.due_at
+    due = source_due or computed
+    version = extensions = supplements = waited = 0
+    waiting_since: datetime | None = None
+    last_activity = case.received_at
+    for e in ordered:
+        last_activity = max(last_activity, e.at)
+        if e.kind == EventKind.SUPPLEMENT_REQUESTED:
+            supplements += 1
+            waiting_since = waiting_since or e.at
+        elif e.kind == EventKind.SUPPLEMENT_RECEIVED and waiting_since is not None:
+            pause = max(0, calendar.working_seconds_between(waiting_since, e.at))
+            waited += pause
+            if procedure is not None and procedure.on_supplement == "restart":
+                due = compute_due(calendar, e.at, procedure.limit)
+                waited = calendar.working_seconds_between(start, calendar.clock_start(e.at))
+            elif due is not None:
+                due = calendar.add_working(due, pause) if pause else due
+            waiting_since = None
+            version += 1
+        elif e.kind == EventKind.EXTENDED:
+            new_due = _instant(e.data.get("new_due"))
+            if new_due is not None:
+                due = new_due
+                version += 1
+                if e.data.get("reason") != "supplement":
+                    extensions += 1
+    if case.status.is_waiting and waiting_since is None:
+        # Waiting with no request on record (e.g. first seen already waiting): since last news.
+        waiting_since = case.updated_at or case.received_at
+    if not case.status.is_waiting:
+        waiting_since = None
+    for t in (case.step_started_at, case.updated_at):
+        if t is not None:
+            last_activity = max(last_activity, t)
+    steps = _steps(case, ordered, procedure, calendar)
+    return Timeline(
+        start=start,
+        due=due,
+        computed_due=computed,
+        source_due=source_due,
+        due_version=version,
+        extensions=extensions,
+        supplements=supplements,
+        waiting_since=waiting_since,
+        waited=waited,
+        last_activity=last_activity,
+        steps=steps,
+    )
+
+
+def _instant(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _steps(
+    case: CaseRecord,
+    ordered: Sequence[CaseEvent],
+    procedure: ProcedureConfig | None,
+    calendar: WorkingCalendar,
+) -> tuple[StepRun, ...]:
+    """Step runs from step_started events, completed by the record's current step."""
+    starts = [
+        (e.at, str(e.data.get("step")), e.data.get("handler"))
+        for e in ordered
+        if e.kind == EventKind.STEP_STARTED and e.data.get("step")
+    ]
+    if case.current_step and case.step_started_at:
+        current = (case.step_started_at, case.current_step, case.step_handler)
+        if not starts or (starts[-1][0], starts[-1][1]) != current[:2]:
+            starts.append(current)
+    allot = {s.code: s.allot for s in procedure.steps} if procedure else {}
+    runs = []
+    closed_at = case.finished_at if not case.is_open else None
+    for i, (at, code, handler) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else closed_at
+        due = None
+        if code in allot:
+            due = calendar.add_working(
+                calendar.clock_start(at), allot[code].working_seconds(calendar)
+            )
+        result = result_of(end, due, calendar) if end is not None and due is not None else None
+        runs.append(StepRun(code, handler, at, due, end, result))
+    return tuple(runs)
 
 
 def result_of(finished_at: datetime, due: datetime, calendar: WorkingCalendar) -> Result:
@@ -98,32 +276,30 @@ def result_of(finished_at: datetime, due: datetime, calendar: WorkingCalendar) -
 
 @dataclass(frozen=True, slots=True)
 class CaseState:
-    """Where an open case stands at `now`."""
+    """Where an open case stands at `now`, for the board."""
 
     state: State
     due: datetime | None
     remaining: int | None  # working seconds until due; negative once overdue
 
 
-def open_state(
-    case: CaseRecord, deadline: Deadline, calendar: WorkingCalendar, now: datetime
-) -> CaseState:
-    if deadline.due is None:
+def open_state(tl: Timeline, calendar: WorkingCalendar, now: datetime) -> CaseState:
+    m = tl.measure(calendar, now)
+    if m is None:
         return CaseState(State.NO_DUE, None, None)
-    remaining = calendar.working_seconds_between(now, deadline.due)
-    if case.status.is_waiting:
+    if tl.waiting_since is not None:
         state = State.WAITING
-    elif now > deadline.due:
+    elif now > tl.due:
         state = State.OVERDUE
-    elif remaining <= DUE_SOON_DAYS * calendar.day_seconds:
+    elif m.remaining <= DUE_SOON_DAYS * calendar.day_seconds:
         state = State.DUE_SOON
     else:
         state = State.ON_TRACK
-    return CaseState(state, deadline.due, remaining)
+    return CaseState(state, tl.due, m.remaining)
 
 
 def is_open_at(case: CaseRecord, at: datetime) -> bool:
-    """Open at an instant: received by then, not finished by then, not closed without result."""
+    """Open at an instant: not finished by then and not closed without a result."""
     if case.status in CLOSED_WITHOUT_RESULT or case.status is Status.NOT_ACCEPTED:
         return False
     return case.finished_at is None or case.finished_at > at

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from watchdog.config import Settings
-from watchdog.engine.deadline import CaseRecord, CaseState, State, case_deadline, open_state
+from watchdog.engine.deadline import CaseRecord, CaseState, State, open_state, timeline
 from watchdog.store import Store
 from watchdog.store.cases import open_cases
 from watchdog.timefmt import iso, show, show_working
@@ -38,10 +38,10 @@ def board(
 ) -> list[BoardLine]:
     units = settings.subtree(unit) if unit else None
     lines = []
-    for case in open_cases(store, units=units, official=official):
+    for case, events in open_cases(store, units=units, official=official):
         calendar = settings.calendar_for(case.unit_code)
-        deadline = case_deadline(case, settings.procedures.get(case.procedure_code), calendar)
-        status = open_state(case, deadline, calendar, now)
+        tl = timeline(case, events, settings.procedures.get(case.procedure_code), calendar)
+        status = open_state(tl, calendar, now)
         if state is None or status.state == state:
             lines.append(BoardLine(case, status))
     lines.sort(key=BoardLine.urgency)

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from watchdog.config import Settings
 from watchdog.domain import CLOSED_WITHOUT_RESULT
-from watchdog.engine.deadline import CaseRecord, case_deadline, is_open_at
+from watchdog.engine.deadline import CaseRecord, is_open_at, timeline
 from watchdog.store import Store
 from watchdog.store.cases import cases_received_between
 
@@ -117,17 +117,17 @@ def build_report(
     as_of = as_of or hi
     own: dict[str, Counts] = {}
     without_due = 0
-    for case in cases_received_between(store, lo, hi):
+    for case, events in cases_received_between(store, lo, hi):
         calendar = settings.calendar_for(case.unit_code)
-        deadline = case_deadline(case, settings.procedures.get(case.procedure_code), calendar)
-        if deadline.due is None and case.status not in CLOSED_WITHOUT_RESULT:
+        due = timeline(case, events, settings.procedures.get(case.procedure_code), calendar).due
+        if due is None and case.status not in CLOSED_WITHOUT_RESULT:
             without_due += 1
         key = {
             By.UNIT: case.unit_code,
             By.PROCEDURE: case.procedure_code,
             By.OFFICIAL: case.assignee or "",
         }[by]
-        own.setdefault(key, Counts()).add(outcome_at(case, deadline.due, as_of))
+        own.setdefault(key, Counts()).add(outcome_at(case, due, as_of))
     rows = list(_rows(settings, by, own))
     total = Counts()
     for counts in own.values():

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from watchdog.domain import Status
+from watchdog.engine.deadline import EventKind
 from watchdog.store import Store, schema
 
 # Record fields compared to decide whether a case changed (updated_at arrives as source_updated_at).
@@ -72,6 +74,7 @@ def upsert_cases(
     with store.begin() as conn:
         existing = store.existing(conn, schema.cases.c.case_code, list(latest))
         rows = []
+        events: dict[str, list[dict[str, Any]]] = {}
         for code, row in latest.items():
             old = existing.get(code)
             if old is None:
@@ -81,8 +84,97 @@ def upsert_cases(
                 continue
             else:
                 result.updated += 1
+            if derived := derive_events(old._mapping if old is not None else None, row, now):
+                events[code] = derived
             row.update(source=source, created_at=now, updated_at=now, next_check_at=now)
             rows.append(row)
-        if not dry_run:
-            store.upsert(conn, schema.cases, rows, ["case_code"], _UPDATED_ON_CHANGE)
+        if dry_run:
+            return result
+        store.upsert(conn, schema.cases, rows, ["case_code"], _UPDATED_ON_CHANGE)
+        if events:
+            ids = store.existing(conn, schema.cases.c.case_code, list(events))
+            event_rows = [
+                e | {"case_id": ids[code].id, "recorded_at": now}
+                for code, evs in events.items()
+                for e in evs
+            ]
+            store.upsert(conn, schema.case_events, event_rows, ["case_id", "event_id"], [])
     return result
+
+
+def _event(kind: EventKind, at: datetime, **data: Any) -> dict[str, Any]:
+    extra = data.get("step") or data.get("to") or ""
+    return {
+        "event_id": f"{kind.value}:{at.astimezone(UTC).isoformat()}:{extra}",
+        "kind": kind.value,
+        "at": at,
+        "data": {k: v.isoformat() if isinstance(v, datetime) else v for k, v in data.items()},
+    }
+
+
+_CLOSING = {
+    Status.FINISHED: (EventKind.FINISHED, "finished_at"),
+    Status.RETURNED: (EventKind.RETURNED, "returned_at"),
+    Status.WITHDRAWN: (EventKind.WITHDRAWN, None),
+    Status.STOPPED: (EventKind.STOPPED, None),
+    Status.NOT_ACCEPTED: (EventKind.REJECTED, None),
+}
+
+
+def derive_events(old: Any, new: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """What happened between two snapshots of a case, as events (SPEC 6 event kinds).
+
+    File and SQL sources send snapshots, not events; the engine needs to know when a supplement
+    was requested and received, when the appointment moved and when steps changed hands. Event
+    ids are deterministic, so importing the same change twice records it once. The instant is
+    the source's `updated_at` when it gives one, else `now`.
+    """
+    at = new.get("source_updated_at") or now
+    status = Status(new["status"])
+    if old is None:  # first sight: only a wait in progress matters, the record holds the rest
+        return [_event(EventKind.SUPPLEMENT_REQUESTED, at)] if status.is_waiting else []
+    out = []
+    before = Status(old["status"])
+    supplement_done = before.is_waiting and not status.is_waiting
+    if status.is_waiting and not before.is_waiting:
+        out.append(_event(EventKind.SUPPLEMENT_REQUESTED, at))
+    if supplement_done:
+        out.append(_event(EventKind.SUPPLEMENT_RECEIVED, at))
+    if old["due_at"] is not None and new["due_at"] is not None and old["due_at"] != new["due_at"]:
+        reason = "supplement" if supplement_done else "extension"
+        out.append(
+            _event(
+                EventKind.EXTENDED,
+                at,
+                previous_due=old["due_at"],
+                new_due=new["due_at"],
+                reason=reason,
+            )
+        )
+    if new["current_step"] != old["current_step"] or (
+        new["step_started_at"] != old["step_started_at"] and new["current_step"]
+    ):
+        if old["current_step"] and old["step_started_at"]:
+            out.append(
+                _event(
+                    EventKind.STEP_STARTED,
+                    old["step_started_at"],
+                    step=old["current_step"],
+                    handler=old["step_handler"],
+                )
+            )
+        if new["current_step"]:
+            out.append(
+                _event(
+                    EventKind.STEP_STARTED,
+                    new["step_started_at"] or at,
+                    step=new["current_step"],
+                    handler=new["step_handler"],
+                )
+            )
+    if new["assignee"] != old["assignee"] and new["assignee"]:
+        out.append(_event(EventKind.ASSIGNED, at, to=new["assignee"]))
+    if status != before and status in _CLOSING:
+        kind, field = _CLOSING[status]
+        out.append(_event(kind, (new.get(field) if field else None) or at))
+    return out

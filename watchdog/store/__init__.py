@@ -56,16 +56,22 @@ class Store:
         """
         if not rows:
             return
-        insert = (postgresql if self.dialect == "postgresql" else sqlite).insert
-        stmt = insert(table)
         cols = list(update) if update is not None else [c for c in rows[0] if c not in keys]
-        if cols:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        if not cols:
+            conn.execute(self.insert_ignoring(conn, table, keys), list(rows))
+            return
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}
+        )
         conn.execute(stmt, list(rows))
+
+    def _insert(self, table: Table):
+        return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
+
+    def insert_ignoring(self, conn: Connection, table: Table, keys: Sequence[str]):
+        """INSERT ... ON CONFLICT (keys) DO NOTHING; add .returning() to learn what was new."""
+        return self._insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
     def existing(self, conn: Connection, column, values: Sequence[Any]) -> dict[Any, Any]:
         """Map key -> row for the rows whose `column` is in `values` (chunked for SQLite)."""

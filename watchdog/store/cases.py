@@ -1,28 +1,51 @@
-"""Reading cases back: the queries that reports and the case board need."""
+"""Reading cases back with their events: the queries the engine, reports and the board need."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Connection, func, or_, select
 
 from watchdog.domain import OPEN_STATUSES, Status
-from watchdog.engine.deadline import CaseRecord
+from watchdog.engine.deadline import CaseEvent, CaseRecord
 from watchdog.store import Store, schema
 
 _c = schema.cases.c
+_e = schema.case_events.c
 _PAGE = 5000
 
+Facts = tuple[CaseRecord, tuple[CaseEvent, ...]]
 
-def _paged(store: Store, stmt) -> Iterator[CaseRecord]:
+
+def events_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, list[CaseEvent]]:
+    """Events of many cases at once, in order."""
+    out: dict[int, list[CaseEvent]] = {}
+    for i in range(0, len(case_ids), 900):
+        stmt = (
+            select(_e.case_id, _e.kind, _e.at, _e.data)
+            .where(_e.case_id.in_(case_ids[i : i + 900]))
+            .order_by(_e.case_id, _e.at, _e.id)
+        )
+        for row in conn.execute(stmt):
+            out.setdefault(row.case_id, []).append(CaseEvent(row.kind, row.at, row.data or {}))
+    return out
+
+
+def with_events(conn: Connection, rows: Sequence) -> list[Facts]:
+    records = [CaseRecord.from_row(r) for r in rows]
+    events = events_of(conn, [r.id for r in records])
+    return [(r, tuple(events.get(r.id, ()))) for r in records]
+
+
+def _paged(store: Store, stmt) -> Iterator[Facts]:
     """Keyset-paged by id, so millions of cases never sit in memory at once."""
     last = 0
     while True:
         with store.engine.connect() as conn:
             rows = conn.execute(stmt.where(_c.id > last).order_by(_c.id).limit(_PAGE)).all()
-        for row in rows:
-            yield CaseRecord.from_row(row)
+            page = with_events(conn, rows)
+        yield from page
         if len(rows) < _PAGE:
             return
         last = rows[-1].id
@@ -33,7 +56,7 @@ def open_cases(
     *,
     units: Collection[str] | None = None,
     official: str | None = None,
-) -> Iterator[CaseRecord]:
+) -> Iterator[Facts]:
     """Open cases, optionally of some units or of one official (as assignee or step handler)."""
     stmt = select(schema.cases).where(_c.status.in_([int(s) for s in OPEN_STATUSES]))
     if units is not None:
@@ -43,7 +66,7 @@ def open_cases(
     return _paged(store, stmt)
 
 
-def cases_received_between(store: Store, start: datetime, end: datetime) -> Iterator[CaseRecord]:
+def cases_received_between(store: Store, start: datetime, end: datetime) -> Iterator[Facts]:
     """Cases received in [start, end), except those the desk did not accept."""
     stmt = select(schema.cases).where(
         _c.received_at >= start, _c.received_at < end, _c.status != int(Status.NOT_ACCEPTED)

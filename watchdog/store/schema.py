@@ -176,6 +176,38 @@ findings = Table(
     Column("found_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime),
     UniqueConstraint("kind", "subject"),
+    Index("ix_findings_case_id", "case_id"),
+)
+
+# Every firing of a stage, once: the unique key makes restarts, reloads and replicas harmless.
+firings = Table(
+    "firings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("stage", String(130), nullable=False),  # policy/stage
+    Column("step", String(64), nullable=False),  # step code for step stages, "" for the case
+    Column("version", String(64), nullable=False),  # due version (plus episode for idle/wait)
+    Column("repeat_no", Integer, nullable=False),
+    Column("fire_at", UTCDateTime, nullable=False),  # when the condition (or repeat) came due
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("recipients", JSON, nullable=False),  # [[recipient, channel, address], ...]
+    Column("urgent", Boolean, nullable=False, default=False),
+    Column("template", String(64), nullable=False),
+    Column("attach", String(32)),
+    Column("due_at", UTCDateTime),
+    Column("rules_hash", String(32), nullable=False),
+    Column("acknowledged_at", UTCDateTime),
+    UniqueConstraint("case_id", "stage", "step", "version", "repeat_no"),
+)
+
+# Small facts the engine keeps about itself, such as the hash of the rules it planned with.
+engine_state = Table(
+    "engine_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 notifications = Table(

@@ -1,0 +1,263 @@
+"""Rule evaluation: case state + stages + now -> firings, findings and the next instant to look.
+
+Pure. For each stage the case (or its current step) has a *window*: the instant the condition
+starts to hold and, for conditions that stop holding by themselves, the instant it ends. Inside
+the window the stage fires once, then once per `repeat`; each firing carries a key (case,
+stage, step, version, repeat number) that the store keeps unique. The smallest future instant
+over all stages is the case's `next_check_at`: until then nothing about it can change, unless
+the case itself changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from watchdog.calendar import WorkingCalendar
+from watchdog.config import Settings
+from watchdog.engine.deadline import CaseEvent, CaseRecord, StepRun, Timeline, timeline
+from watchdog.engine.recipients import Delivery, deliveries_for, resolve_recipients
+from watchdog.engine.rules import CompiledStage, Stage, WhenKind
+
+ONE_SECOND = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class FiringKey:
+    stage: str
+    step: str
+    version: str
+    repeat_no: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """What the store knows of a stage's earlier firings for one (stage, step, version)."""
+
+    last_repeat: int
+    acknowledged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    case_id: int | None
+    case_code: str
+    key: FiringKey
+    fire_at: datetime
+    due: datetime | None
+    deliveries: tuple[Delivery, ...]
+    urgent: bool
+    template: str
+    attach: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str
+    subject: str
+    detail: str
+
+
+@dataclass
+class Evaluation:
+    firings: list[Firing] = field(default_factory=list)
+    next_check_at: datetime | None = None
+    findings: list[Finding] = field(default_factory=list)
+    timeline: Timeline | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    first: datetime
+    end: datetime | None  # exclusive; None = holds until the case changes
+    version: str
+    step: str
+
+
+def _window(
+    stage: Stage, tl: Timeline, run: StepRun | None, calendar: WorkingCalendar
+) -> _Window | None:
+    when = stage.when
+    kind = when.kind
+    if when.extended is not None and (tl.extensions > 0) != when.extended:
+        return None
+    if kind is WhenKind.WAITING:
+        if tl.waiting_since is None:
+            return None
+        first = calendar.add_working(tl.waiting_since, when.value.working_seconds(calendar))
+        return _Window(first, None, f"{tl.due_version}@{_stamp(tl.waiting_since)}", "")
+    if tl.waiting_since is not None:
+        return None  # the clock is stopped while the applicant is asked for documents
+    if stage.scope == "step":
+        if run is None or run.due is None:
+            return None
+        start, due, step = calendar.clock_start(run.started_at), run.due, run.code
+        version, waited = f"{tl.due_version}@{_stamp(run.started_at)}", 0
+    else:
+        if tl.due is None:
+            return None
+        start, due, step, version, waited = tl.start, tl.due, "", str(tl.due_version), tl.waited
+    if kind is WhenKind.REMAINING:
+        first = calendar.add_working(due, -when.value.working_seconds(calendar))
+        return _Window(first, due, version, step)
+    if kind is WhenKind.ELAPSED:
+        total = max(0, calendar.working_seconds_between(start, due) - waited)
+        first = calendar.add_working(start, waited + round(when.value * total))
+        return _Window(first, due, version, step)
+    if kind is WhenKind.OVERDUE:
+        late = when.value.working_seconds(calendar)
+        first = calendar.add_working(due, late) if late else due + ONE_SECOND
+        return _Window(first, None, version, step)
+    if kind is WhenKind.ON_DUE_DAY:
+        local_due = calendar.local(due)
+        first = datetime.combine(local_due.date(), when.value, calendar.tz)
+        return _Window(first, due, version, step) if first < due else None
+    if kind is WhenKind.IDLE:
+        since = max(tl.last_activity, run.started_at) if run else tl.last_activity
+        first = calendar.add_working(since, when.value.working_seconds(calendar))
+        return _Window(first, None, f"{version}@{_stamp(since)}", step)
+    raise AssertionError(f"unhandled condition {kind}")
+
+
+def _stamp(t: datetime) -> str:
+    return f"{int(t.timestamp())}"
+
+
+def evaluate(
+    case: CaseRecord,
+    events: Sequence[CaseEvent],
+    stages: Sequence[CompiledStage],
+    settings: Settings,
+    fired: Mapping[tuple[str, str, str], Fired],
+    now: datetime,
+) -> Evaluation:
+    """Everything the engine decides about one case at `now`."""
+    calendar = settings.calendar_for(case.unit_code)
+    procedure = settings.procedures.get(case.procedure_code)
+    tl = timeline(case, events, procedure, calendar)
+    result = Evaluation(timeline=tl, findings=findings_of(case, tl, settings, calendar))
+    if not case.is_open:
+        return result
+    run = tl.current_step
+    windows: dict[str, _Window | None] = {
+        s.key: _window(s.stage, tl, run, calendar) for s in stages
+    }
+    active = {
+        key
+        for key, w in windows.items()
+        if w is not None and w.first <= now and (w.end is None or now < w.end)
+    }
+    inhibited = {
+        f"{s.policy}/{other}" for s in stages if s.key in active for other in s.stage.inhibits
+    }
+    upcoming: list[datetime] = []
+    for s in stages:
+        w = windows[s.key]
+        if w is None:
+            continue
+        if now < w.first:
+            if w.end is None or w.first < w.end:
+                upcoming.append(w.first)
+            continue
+        if s.key not in active:
+            continue  # the window has closed
+        stage = s.stage
+        before = fired.get((s.key, w.step, w.version))
+        repeat_s = stage.repeat.working_seconds(calendar) if stage.repeat else 0
+        n = calendar.working_seconds_between(w.first, now) // repeat_s if repeat_s else 0
+        if before is not None and before.acknowledged and stage.until_ack:
+            continue  # acknowledged: no more repeats of this episode
+        if repeat_s:
+            nxt = calendar.add_working(w.first, (n + 1) * repeat_s)
+            if w.end is None or nxt < w.end:
+                upcoming.append(nxt)
+        if s.key in inhibited or (before is not None and before.last_repeat >= n):
+            continue
+        fire_at = calendar.add_working(w.first, n * repeat_s) if n else w.first
+        result.firings.append(_firing(case, s, w, n, fire_at, tl, run, settings, now))
+    result.next_check_at = min(upcoming) if upcoming else None
+    return result
+
+
+def _firing(
+    case: CaseRecord,
+    s: CompiledStage,
+    w: _Window,
+    n: int,
+    fire_at: datetime,
+    tl: Timeline,
+    run: StepRun | None,
+    settings: Settings,
+    now: datetime,
+) -> Firing:
+    stage = s.stage
+    step_scope = stage.scope == "step" and run is not None
+    handler = run.handler if run else case.step_handler
+    unit = case.unit_code
+    if step_scope and handler in settings.officials:
+        unit = settings.officials[handler].unit
+    local_day = settings.calendar_for(case.unit_code).local(now).date()
+    recipients = resolve_recipients(
+        stage.notify,
+        settings,
+        unit_code=unit,
+        assignee=case.assignee,
+        step_handler=handler,
+        on=local_day,
+    )
+    deliveries = tuple(d for r in recipients for d in deliveries_for(r, stage, settings))
+    return Firing(
+        case_id=case.id,
+        case_code=case.case_code,
+        key=FiringKey(s.key, w.step, w.version, n),
+        fire_at=fire_at,
+        due=run.due if step_scope else tl.due,
+        deliveries=deliveries,
+        urgent=stage.urgent,
+        template=stage.template_name,
+        attach=stage.attach,
+    )
+
+
+def findings_of(
+    case: CaseRecord, tl: Timeline, settings: Settings, calendar: WorkingCalendar
+) -> list[Finding]:
+    """Data-quality findings for the admin; only open cases have them."""
+    if not case.is_open:
+        return []
+    code = case.case_code
+    out = []
+    if case.procedure_code not in settings.procedures:
+        out.append(
+            Finding(
+                "unknown_procedure", code, f"procedure {case.procedure_code!r} is not configured"
+            )
+        )
+    if case.unit_code not in settings.units:
+        out.append(Finding("unknown_unit", code, f"unit {case.unit_code!r} is not configured"))
+    if not case.assignee:
+        out.append(Finding("no_assignee", code, "open case without an assignee"))
+    elif case.assignee not in settings.officials:
+        out.append(
+            Finding("unknown_official", code, f"assignee {case.assignee!r} is not configured")
+        )
+    if tl.source_due is not None and tl.computed_due is not None:
+        gap = calendar.working_seconds_between(tl.computed_due, tl.source_due)
+        if abs(gap) > calendar.day_seconds:
+            out.append(
+                Finding(
+                    "due_mismatch",
+                    code,
+                    f"appointment {tl.source_due.isoformat()} differs from the computed due "
+                    f"{tl.computed_due.isoformat()} by {gap / calendar.day_seconds:+.1f} working days",
+                )
+            )
+    if tl.extensions > 1:
+        out.append(
+            Finding("second_extension", code, f"{tl.extensions} extensions; the law allows one")
+        )
+    run = tl.current_step
+    if run is not None and not run.handler:
+        out.append(Finding("step_without_handler", code, f"step {run.code} has no handler"))
+    return out

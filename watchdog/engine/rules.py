@@ -1,0 +1,317 @@
+"""Rules (SPEC 5): policies that say which stages fire for which cases, loaded from YAML.
+
+A rule file holds `policies:` and optionally `digests:`. Policies are tried in file order; the
+first whose `match` fits a case applies, and matching goes on past it only when it says
+`continue: true`. Every error names `file:line: key.path`, like the configuration.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from watchdog.config import ConfigError, Settings, validate_model
+from watchdog.config.models import Model, TimeOfDay
+from watchdog.config.yamlsrc import Located, load_yaml
+from watchdog.durations import Duration, Unit
+from watchdog.shipped import shipped_path
+
+KEYWORD_RECIPIENTS = ("assignee", "step_handler", "unit_head", "agency_head", "supervisors")
+CHANNEL_ORDER = ("telegram", "email", "file")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _working(value: Any) -> Duration:
+    d = value if isinstance(value, Duration) else Duration.parse(value)
+    if d.unit is Unit.CALENDAR_DAYS:
+        raise ValueError(f'expected working time such as "1 working_day", got {value!r}')
+    return d
+
+
+def _percent(value: Any) -> float:
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$", str(value))
+    if not m or not 0 < float(m.group(1)) <= 100:
+        raise ValueError(f'expected a share of the time limit such as "75%", got {value!r}')
+    return float(m.group(1)) / 100
+
+
+WorkingDuration = Annotated[Duration, BeforeValidator(_working)]
+Share = Annotated[float, BeforeValidator(_percent)]
+
+
+class WhenKind(StrEnum):
+    REMAINING = "remaining"
+    ELAPSED = "elapsed"
+    OVERDUE = "overdue"
+    ON_DUE_DAY = "on_due_day"
+    IDLE = "idle"
+    WAITING = "waiting"
+
+
+class When(Model):
+    """Exactly one condition."""
+
+    remaining: WorkingDuration | None = None
+    elapsed: Share | None = None
+    overdue: WorkingDuration | None = None
+    on_due_day: TimeOfDay | None = None
+    idle: WorkingDuration | None = None
+    waiting: WorkingDuration | None = None
+    extended: bool | None = None  # qualifier: only when the case has (not) been extended yet
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> When:
+        given = [k for k in WhenKind if getattr(self, k.value) is not None]
+        if len(given) != 1:
+            kinds = ", ".join(k.value for k in WhenKind)
+            raise ValueError(f"expected exactly one of {kinds}, got {len(given)}")
+        return self
+
+    @property
+    def kind(self) -> WhenKind:
+        return next(k for k in WhenKind if getattr(self, k.value) is not None)
+
+    @property
+    def value(self) -> Any:
+        return getattr(self, self.kind.value)
+
+
+class Stage(Model):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    when: When
+    scope: Literal["case", "step"] = "case"
+    notify: tuple[str, ...] = Field(min_length=1)
+    channels: tuple[Literal["telegram", "email", "file"], ...] | None = None
+    all_channels: bool = False
+    repeat: WorkingDuration | None = None
+    until_ack: bool = False
+    inhibits: tuple[str, ...] = ()
+    urgent: bool = False
+    template: str | None = None
+    attach: Literal["apology_letter"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Stage:
+        if self.until_ack and self.repeat is None:
+            raise ValueError("until_ack needs repeat: it stops repeats once acknowledged")
+        if self.scope == "step" and self.when.kind is WhenKind.WAITING:
+            raise ValueError("a waiting condition applies to the case, not to a step")
+        return self
+
+    @property
+    def template_name(self) -> str:
+        return self.template or self.id
+
+
+class Match(Model):
+    procedures: tuple[str, ...] = ()  # codes or globs
+    fields: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()  # a unit and its whole subtree
+    channels: tuple[Literal["direct", "online", "postal"], ...] = ()
+
+    @field_validator("procedures", "fields", "units", mode="before")
+    @classmethod
+    def _codes(cls, value: Any) -> Any:
+        if isinstance(value, str | int | float):
+            value = [value]
+        return [str(v) for v in value] if isinstance(value, list) else value
+
+
+class Policy(Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    match: Match = Match()
+    continue_: bool = Field(False, alias="continue")
+    stages: tuple[Stage, ...] = ()
+
+
+class Digest(Model):
+    name: str
+    to: tuple[Literal["unit_heads", "agency_heads", "supervisors"], ...]
+    schedule: str
+    every_day: bool = False
+    sections: tuple[Literal["overdue", "due_today", "due_soon", "waiting", "idle", "findings"], ...]
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as e:
+            raise ValueError(f'expected a cron expression such as "30 7 * * *": {e}') from None
+        return value
+
+
+class RuleFile(Model):
+    policies: tuple[Policy, ...] = ()
+    digests: tuple[Digest, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompiledStage:
+    """A stage with its identity across reloads: `policy/stage`."""
+
+    key: str
+    policy: str
+    stage: Stage
+
+
+@dataclass(frozen=True, eq=False)
+class RuleSet:
+    policies: tuple[Policy, ...]
+    digests: tuple[Digest, ...]
+    files: tuple[Path, ...]
+    hash: str
+
+    def stages_for(
+        self, settings: Settings, procedure_code: str, unit_code: str, channel: str | None
+    ) -> tuple[CompiledStage, ...]:
+        """The stages that apply to a case, from the first matching policy (and `continue`s)."""
+        key = (procedure_code, unit_code, channel)
+        cache: dict[Any, tuple[CompiledStage, ...]] = self.__dict__.setdefault("_cache", {})
+        found = cache.get(key)
+        if found is None:
+            found = tuple(self._match(settings, procedure_code, unit_code, channel))
+            cache[key] = found
+        return found
+
+    def _match(self, settings: Settings, procedure_code: str, unit_code: str, channel: str | None):
+        procedure = settings.procedures.get(procedure_code)
+        ancestors = _ancestors(settings, unit_code)
+        for policy in self.policies:
+            m = policy.match
+            if m.procedures and not any(fnmatchcase(procedure_code, g) for g in m.procedures):
+                continue
+            if m.fields and (procedure is None or procedure.field not in m.fields):
+                continue
+            if m.units and not ancestors.intersection(m.units):
+                continue
+            if m.channels and channel not in m.channels:
+                continue
+            for stage in policy.stages:
+                yield CompiledStage(f"{policy.name}/{stage.id}", policy.name, stage)
+            if not policy.continue_:
+                return
+
+
+def _ancestors(settings: Settings, unit_code: str) -> set[str]:
+    out, cur = set(), unit_code
+    while cur is not None and cur not in out:
+        out.add(cur)
+        cur = settings.units[cur].parent if cur in settings.units else None
+    return out
+
+
+def rule_files(settings: Settings) -> list[Path]:
+    """The files named by `rules:` (globs allowed), or the shipped defaults without the key."""
+    if settings.config.rules is None:
+        return [shipped_path("rules") / "default.yaml"]
+    files: list[Path] = []
+    for pattern in settings.config.rules:
+        full = settings.resolve(pattern)
+        matches = (
+            sorted(Path(p) for p in glob.glob(str(full))) if glob.has_magic(pattern) else [full]
+        )
+        files.extend(matches)
+    return files
+
+
+def load_rules(settings: Settings, env: dict[str, str] | None = None) -> RuleSet:
+    """Load and check every rule file; raises ConfigError listing every problem."""
+    problems: list[str] = []
+    policies: list[Policy] = []
+    digests: list[Digest] = []
+    digest = hashlib.sha256()
+    files = rule_files(settings)
+    if settings.config.rules and not files:
+        raise ConfigError(
+            [f"{settings.file}: rules: no file matches {list(settings.config.rules)}"]
+        )
+    seen_policies: dict[str, str] = {}
+    for file in files:
+        located = load_yaml(file, env)
+        digest.update(file.read_bytes())
+        data = located.data if located.data is not None else {}
+        if not isinstance(data, dict):
+            problems.append(f"{file}:1: expected a mapping with policies and digests")
+            continue
+        parsed: RuleFile | None = validate_model(RuleFile, data, located, problems)
+        if parsed is None:
+            continue
+        for i, policy in enumerate(parsed.policies):
+            where = ("policies", i, "name")
+            if policy.name in seen_policies:
+                problems.append(
+                    located.error(
+                        where,
+                        f"policy {policy.name!r} is already defined in {seen_policies[policy.name]}",
+                    )
+                )
+            seen_policies[policy.name] = f"{file}:{located.line_of(where)}"
+            problems.extend(_check_policy(policy, ("policies", i), located, settings))
+        policies.extend(parsed.policies)
+        digests.extend(parsed.digests)
+    if problems:
+        raise ConfigError(problems)
+    # Procedures and calendars shape every instant the rules produce: they are part of the hash.
+    digest.update(
+        repr(
+            sorted((p.code, str(p.limit), p.on_supplement) for p in settings.config.procedures)
+        ).encode()
+    )
+    digest.update(repr(sorted(settings.config.calendars.items())).encode())
+    return RuleSet(tuple(policies), tuple(digests), tuple(files), digest.hexdigest()[:16])
+
+
+def _check_policy(policy: Policy, at: tuple, located: Located, settings: Settings) -> list[str]:
+    problems = []
+    configured = {name for name in CHANNEL_ORDER if getattr(settings.config.channels, name)}
+    ids = [s.id for s in policy.stages]
+    for j, stage in enumerate(policy.stages):
+        here = (*at, "stages", j)
+        if ids.index(stage.id) != j:
+            problems.append(located.error((*here, "id"), f"duplicate stage id {stage.id!r}"))
+        for k, name in enumerate(stage.notify):
+            ok = name in KEYWORD_RECIPIENTS or name in settings.officials or _EMAIL.match(name)
+            if not ok:
+                problems.append(
+                    located.error(
+                        (*here, "notify", k),
+                        f"expected {', '.join(KEYWORD_RECIPIENTS)}, an official id or an e-mail "
+                        f"address, got {name!r}",
+                    )
+                )
+        for k, channel in enumerate(stage.channels or ()):
+            if channel not in configured:
+                problems.append(
+                    located.error(
+                        (*here, "channels", k),
+                        f"channel {channel!r} is not configured under channels:",
+                    )
+                )
+        for k, other in enumerate(stage.inhibits):
+            if other not in ids or other == stage.id:
+                problems.append(
+                    located.error(
+                        (*here, "inhibits", k),
+                        f"expected another stage id of this policy, got {other!r}",
+                    )
+                )
+    for k, unit in enumerate(policy.match.units):
+        if unit not in settings.units:
+            problems.append(located.error((*at, "match", "units", k), f"unknown unit {unit!r}"))
+    return problems

@@ -1,0 +1,266 @@
+"""The engine's I/O: ticks over the cases whose `next_check_at` has come, and re-planning.
+
+A tick reads only due cases, through the `next_check_at` index, in batches; each batch is one
+transaction that writes the new firings (idempotent insert on their unique key), the findings
+and each case's next instant. On PostgreSQL the batch is claimed with FOR UPDATE SKIP LOCKED,
+so several replicas share the work; on any database the unique key means a firing is written
+once whatever happens (crash, restart, reload, re-import, second replica).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, bindparam, func, select, update
+
+from watchdog.config import Settings
+from watchdog.domain import OPEN_STATUSES
+from watchdog.engine.evaluate import Evaluation, Fired, Firing, evaluate
+from watchdog.engine.rules import RuleSet
+from watchdog.store import Store, schema
+from watchdog.store.cases import Facts, with_events
+
+log = logging.getLogger(__name__)
+
+_c = schema.cases.c
+_f = schema.firings.c
+RULES_HASH_KEY = "rules_hash"
+_OPEN = [int(s) for s in OPEN_STATUSES]
+
+
+@dataclass
+class TickReport:
+    evaluated: int = 0
+    fired: list[int] = field(default_factory=list)  # ids of the firings this tick wrote
+    batches: int = 0
+
+
+def fired_of(
+    conn: Connection, case_ids: Sequence[int]
+) -> dict[int, dict[tuple[str, str, str], Fired]]:
+    """Per case: the last repeat written and whether it was acknowledged, per stage episode."""
+    out: dict[int, dict[tuple[str, str, str], Fired]] = {}
+    for i in range(0, len(case_ids), 900):
+        stmt = (
+            select(
+                _f.case_id,
+                _f.stage,
+                _f.step,
+                _f.version,
+                func.max(_f.repeat_no),
+                func.max(_f.acknowledged_at),
+            )
+            .where(_f.case_id.in_(case_ids[i : i + 900]))
+            .group_by(_f.case_id, _f.stage, _f.step, _f.version)
+        )
+        for case_id, stage, step, version, last, acked in conn.execute(stmt):
+            out.setdefault(case_id, {})[(stage, step, version)] = Fired(last, acked is not None)
+    return out
+
+
+class Engine:
+    def __init__(self, store: Store, settings: Settings, rules: RuleSet, batch_size: int = 2000):
+        self.store = store
+        self.settings = settings
+        self.rules = rules
+        self.batch_size = batch_size
+
+    # ----- planning ----------------------------------------------------------------------
+
+    def rules_changed(self) -> bool:
+        with self.store.engine.connect() as conn:
+            stored = conn.execute(
+                select(schema.engine_state.c.value).where(
+                    schema.engine_state.c.key == RULES_HASH_KEY
+                )
+            ).scalar()
+        return stored != self.rules.hash
+
+    def replan_all(self, now: datetime, chunk: int = 20_000) -> int:
+        """Mark every open case for evaluation at `now`, in short transactions, then record the
+        rules hash. Ticks can run between chunks; the evaluation itself happens in ticks."""
+        marked, last = 0, 0
+        while True:
+            with self.store.begin() as conn:
+                ids = (
+                    conn.execute(
+                        select(_c.id)
+                        .where(_c.id > last, _c.status.in_(_OPEN))
+                        .order_by(_c.id)
+                        .limit(chunk)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if ids:
+                    conn.execute(
+                        update(schema.cases)
+                        .where(and_(_c.id >= ids[0], _c.id <= ids[-1], _c.status.in_(_OPEN)))
+                        .values(next_check_at=now)
+                    )
+            marked += len(ids)
+            if len(ids) < chunk:
+                break
+            last = ids[-1]
+        with self.store.begin() as conn:
+            self.store.upsert(
+                conn,
+                schema.engine_state,
+                [{"key": RULES_HASH_KEY, "value": self.rules.hash, "updated_at": now}],
+                ["key"],
+            )
+        log.info("rules %s: %d open cases re-planned", self.rules.hash, marked)
+        return marked
+
+    def ensure_planned(self, now: datetime) -> int:
+        """Re-plan everything when the rules (or procedures, calendars) changed since last time."""
+        return self.replan_all(now) if self.rules_changed() else 0
+
+    # ----- ticks -------------------------------------------------------------------------
+
+    def tick(
+        self,
+        now: datetime,
+        *,
+        max_batches: int | None = None,
+        on_firings: Callable[[Connection, list[tuple[int, Firing]]], None] | None = None,
+    ) -> TickReport:
+        """Evaluate every case whose next_check_at <= now; returns what was written.
+
+        `on_firings` runs inside each batch's transaction with the firings just written, so
+        whatever it adds (the outbox) commits or rolls back with them.
+        """
+        report = TickReport()
+        while max_batches is None or report.batches < max_batches:
+            with self.store.begin() as conn:
+                rows = self._claim(conn, now)
+                if not rows:
+                    break
+                facts = with_events(conn, rows)
+                written = self._apply(conn, facts, now)
+                if on_firings and written:
+                    on_firings(conn, written)
+            report.evaluated += len(rows)
+            report.fired.extend(fid for fid, _ in written)
+            report.batches += 1
+            if len(rows) < self.batch_size:
+                break
+        return report
+
+    def _claim(self, conn: Connection, now: datetime) -> Sequence:
+        stmt = (
+            select(schema.cases)
+            .where(_c.next_check_at <= now)
+            .order_by(_c.next_check_at)
+            .limit(self.batch_size)
+        )
+        if self.store.dialect == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True, of=schema.cases)
+        return conn.execute(stmt).all()
+
+    def evaluate_batch(
+        self, conn: Connection, facts: Sequence[Facts], now: datetime
+    ) -> list[Evaluation]:
+        fired = fired_of(conn, [r.id for r, _ in facts])
+        out = []
+        for record, events in facts:
+            stages = self.rules.stages_for(
+                self.settings, record.procedure_code, record.unit_code, record.channel
+            )
+            out.append(
+                evaluate(record, events, stages, self.settings, fired.get(record.id, {}), now)
+            )
+        return out
+
+    def _apply(
+        self, conn: Connection, facts: Sequence[Facts], now: datetime
+    ) -> list[tuple[int, Firing]]:
+        evaluations = self.evaluate_batch(conn, facts, now)
+        firings = [f for ev in evaluations for f in ev.firings]
+        written = self._write_firings(conn, firings, now)
+        self._write_findings(conn, facts, evaluations, now)
+        conn.execute(
+            update(schema.cases)
+            .where(_c.id == bindparam("case_id"))
+            .values(next_check_at=bindparam("next_at")),
+            [
+                {"case_id": record.id, "next_at": ev.next_check_at}
+                for (record, _), ev in zip(facts, evaluations, strict=True)
+            ],
+        )
+        return written
+
+    def _write_firings(
+        self, conn: Connection, firings: Iterable[Firing], now: datetime
+    ) -> list[tuple[int, Firing]]:
+        rows = [
+            {
+                "case_id": f.case_id,
+                "stage": f.key.stage,
+                "step": f.key.step,
+                "version": f.key.version,
+                "repeat_no": f.key.repeat_no,
+                "fire_at": f.fire_at,
+                "created_at": now,
+                "recipients": [[d.recipient, d.channel, d.address] for d in f.deliveries],
+                "urgent": f.urgent,
+                "template": f.template,
+                "attach": f.attach,
+                "due_at": f.due,
+                "rules_hash": self.rules.hash,
+            }
+            for f in firings
+        ]
+        if not rows:
+            return []
+        by_key = {
+            (f.case_id, f.key.stage, f.key.step, f.key.version, f.key.repeat_no): f for f in firings
+        }
+        insert = self.store.insert_ignoring(
+            conn, schema.firings, ["case_id", "stage", "step", "version", "repeat_no"]
+        )
+        returned = conn.execute(
+            insert.returning(_f.id, _f.case_id, _f.stage, _f.step, _f.version, _f.repeat_no), rows
+        ).all()
+        return [
+            (r.id, by_key[(r.case_id, r.stage, r.step, r.version, r.repeat_no)]) for r in returned
+        ]
+
+    def _write_findings(
+        self,
+        conn: Connection,
+        facts: Sequence[Facts],
+        evaluations: Sequence[Evaluation],
+        now: datetime,
+    ) -> None:
+        f = schema.findings.c
+        ids = [r.id for r, _ in facts]
+        for i in range(0, len(ids), 900):
+            conn.execute(
+                update(schema.findings)
+                .where(f.case_id.in_(ids[i : i + 900]), f.resolved_at.is_(None))
+                .values(resolved_at=now)
+            )
+        rows = [
+            {
+                "case_id": record.id,
+                "kind": x.kind,
+                "subject": x.subject,
+                "detail": x.detail,
+                "found_at": now,
+                "resolved_at": None,
+            }
+            for (record, _), ev in zip(facts, evaluations, strict=True)
+            for x in ev.findings
+        ]
+        for i in range(0, len(rows), 1000):
+            self.store.upsert(
+                conn,
+                schema.findings,
+                rows[i : i + 1000],
+                ["kind", "subject"],
+                ["detail", "resolved_at", "case_id"],
+            )
