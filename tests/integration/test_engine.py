@@ -1,0 +1,230 @@
+"""The engine against a real database (SQLite and PostgreSQL): every firing is written once,
+whatever happens around it: restart, rules reload, re-import, a crash mid-batch, two replicas."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from watchdog.config import load_settings
+from watchdog.engine.rules import load_rules
+from watchdog.engine.runner import Engine
+from watchdog.sources.fields import RowProblems, normalize_case
+from watchdog.sources.ingest import upsert_cases
+from watchdog.store import Store, schema
+
+VN = timezone(timedelta(hours=7))
+
+RULES = """\
+policies:
+  - name: p
+    stages:
+      - {id: due_soon, when: {remaining: "1 working_day"}, notify: [assignee]}
+      - {id: overdue, when: {overdue: "0 working_days"}, notify: [assignee, unit_head],
+         repeat: "1 working_day"}
+"""
+EXTRA_STAGE = """\
+      - {id: overdue_agency, when: {overdue: "2 working_days"}, notify: [agency_head]}
+"""
+
+
+def at(text: str) -> datetime:
+    return datetime.strptime(text, "%d/%m/%Y %H:%M").replace(tzinfo=VN)
+
+
+@pytest.fixture
+def province(tmp_path: Path, small_config: Path) -> Path:
+    text = small_config.read_text(encoding="utf-8")
+    text += "rules: [rules.yaml]\nchannels: {file: {dir: out}}\n"
+    small_config.write_text(text, encoding="utf-8")
+    (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
+    return small_config
+
+
+def load(store: Store, settings, rows: list[dict], now: datetime):
+    records = []
+    for raw in rows:
+        problems = RowProblems()
+        records.append(normalize_case(raw, settings, problems))
+        assert not problems, problems.problems
+    return upsert_cases(store, records, now)
+
+
+# 10 working days from Mon 02/11 09:00 -> due Mon 16/11 09:00.
+CASE = {
+    "case_code": "HS-1",
+    "procedure_code": "2.000488",
+    "unit_code": "STP.HC",
+    "received_at": "02/11/2026 09:00",
+    "status": 4,
+    "assignee": "chuyenvien",
+}
+
+
+def firing_keys(store: Store) -> list[tuple]:
+    f = schema.firings.c
+    with store.engine.connect() as conn:
+        return sorted(conn.execute(select(f.stage, f.version, f.repeat_no)).all())
+
+
+def engine(store_url: str, province: Path) -> Engine:
+    settings = load_settings(province, env={})
+    store = Store.open(store_url, migrate=False)
+    return Engine(store, settings, load_rules(settings, env={}), batch_size=50)
+
+
+def test_fires_once_across_restart_and_repeats(store: Store, db_url: str, province: Path) -> None:
+    e = engine(db_url, province)
+    load(store, e.settings, [CASE], at("02/11/2026 09:00"))
+    e.ensure_planned(at("02/11/2026 09:00"))
+    assert e.tick(at("02/11/2026 09:00")).fired == []
+    r = e.tick(at("13/11/2026 09:30"))  # one working day before the due
+    assert len(r.fired) == 1
+    again = engine(db_url, province)  # a restarted daemon
+    assert again.ensure_planned(at("13/11/2026 09:31")) == 0
+    assert again.tick(at("13/11/2026 09:31")).fired == []
+    assert again.tick(at("16/11/2026 09:05")).evaluated == 1
+    again.tick(at("17/11/2026 09:05"))  # one working day later: repeat 1
+    again.tick(at("17/11/2026 10:00"))
+    assert firing_keys(store) == [
+        ("p/due_soon", "0", 0),
+        ("p/overdue", "0", 0),
+        ("p/overdue", "0", 1),
+    ]
+
+
+def test_reload_and_reimport_do_not_fire_twice(store: Store, db_url: str, province: Path) -> None:
+    e = engine(db_url, province)
+    load(store, e.settings, [CASE], at("02/11/2026 09:00"))
+    e.ensure_planned(at("16/11/2026 10:00"))
+    e.tick(at("16/11/2026 10:00"))
+    assert [k[0] for k in firing_keys(store)] == ["p/overdue"]  # due_soon's window has closed
+
+    # The same rules reloaded: nothing to re-plan, nothing new.
+    same = engine(db_url, province)
+    assert same.ensure_planned(at("16/11/2026 10:05")) == 0
+    # A re-import of the same case, and of a changed one: re-planned, not re-fired.
+    assert load(store, same.settings, [CASE], at("16/11/2026 10:05")).unchanged == 1
+    assert (
+        load(
+            store, same.settings, [CASE | {"applicant_name": "Lê Thị Mới"}], at("16/11/2026 10:06")
+        ).updated
+        == 1
+    )
+    assert same.tick(at("16/11/2026 10:06")).fired == []
+
+    # Changed rules: every open case is re-planned; only the new stage fires.
+    rules = province.parent / "rules.yaml"
+    rules.write_text(RULES + EXTRA_STAGE, encoding="utf-8")
+    changed = engine(db_url, province)
+    assert changed.ensure_planned(at("18/11/2026 10:00")) == 1
+    changed.tick(at("18/11/2026 10:00"))
+    # two working days after the due: repeat 2 of overdue (repeat 1 was never due at a tick;
+    # no backlog), and the new stage.
+    assert firing_keys(store) == [
+        ("p/overdue", "0", 0),
+        ("p/overdue", "0", 2),
+        ("p/overdue_agency", "0", 0),
+    ]
+
+
+def test_extension_starts_a_new_due_version(store: Store, db_url: str, province: Path) -> None:
+    e = engine(db_url, province)
+    first = CASE | {"due_at": "16/11/2026 09:00"}
+    load(store, e.settings, [first], at("02/11/2026 09:00"))
+    e.ensure_planned(at("13/11/2026 10:00"))
+    e.tick(at("13/11/2026 10:00"))
+    # The appointment is reset to 20/11 (gia hạn): warnings apply again to the new date.
+    load(store, e.settings, [first | {"due_at": "20/11/2026 17:00"}], at("13/11/2026 11:00"))
+    e.tick(at("13/11/2026 11:00"))
+    assert firing_keys(store) == [("p/due_soon", "0", 0)]
+    e.tick(at("19/11/2026 17:00"))
+    assert firing_keys(store) == [("p/due_soon", "0", 0), ("p/due_soon", "1", 0)]
+
+
+def test_a_crash_mid_batch_loses_and_duplicates_nothing(
+    store: Store, db_url: str, province: Path
+) -> None:
+    e = engine(db_url, province)
+    cases = [CASE | {"case_code": f"HS-{i}"} for i in range(120)]
+    load(store, e.settings, cases, at("02/11/2026 09:00"))
+    e.ensure_planned(at("16/11/2026 10:00"))
+
+    def crash(conn, written):
+        raise RuntimeError("power cut while delivering")
+
+    with pytest.raises(RuntimeError):
+        e.tick(at("16/11/2026 10:00"), on_firings=crash)
+    assert firing_keys(store) == []  # the batch rolled back whole
+    report = engine(db_url, province).tick(at("16/11/2026 10:00"))
+    assert len(report.fired) == 120 and report.batches == 3
+    assert engine(db_url, province).tick(at("16/11/2026 10:00")).fired == []
+
+
+def test_two_replicas_share_the_work_and_never_fire_twice(
+    store: Store, db_url: str, province: Path
+) -> None:
+    e = engine(db_url, province)
+    cases = [CASE | {"case_code": f"HS-{i}"} for i in range(300)]
+    load(store, e.settings, cases, at("02/11/2026 09:00"))
+    e.ensure_planned(at("16/11/2026 10:00"))
+    replicas = [engine(db_url, province) for _ in range(2)]
+    reports, errors = [], []
+
+    def work(r: Engine) -> None:
+        try:
+            reports.append(r.tick(at("16/11/2026 10:00")))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(len(r.fired) for r in reports) == 300
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.firings)).scalar_one() == 300
+
+
+def test_findings_are_recorded_and_resolved(store: Store, db_url: str, province: Path) -> None:
+    from watchdog.store.findings import open_findings
+
+    e = engine(db_url, province)
+    load(
+        store,
+        e.settings,
+        [CASE | {"assignee": None, "procedure_code": "9.9"}],
+        at("02/11/2026 09:00"),
+    )
+    e.tick(at("02/11/2026 09:00"))
+    assert {f["kind"] for f in open_findings(store)} == {"no_assignee", "unknown_procedure"}
+    load(store, e.settings, [CASE], at("03/11/2026 09:00"))
+    e.tick(at("03/11/2026 09:00"))
+    assert open_findings(store) == []
+
+
+def test_next_check_at_is_indexed_and_closed_cases_drop_out(
+    store: Store, db_url: str, province: Path
+) -> None:
+    e = engine(db_url, province)
+    load(store, e.settings, [CASE], at("02/11/2026 09:00"))
+    e.tick(at("02/11/2026 09:00"))
+    c = schema.cases.c
+    with store.engine.connect() as conn:
+        nxt = conn.execute(select(c.next_check_at)).scalar_one()
+    assert nxt == at("13/11/2026 09:00")  # due_soon: 1 working day before 16/11 09:00
+    load(
+        store,
+        e.settings,
+        [CASE | {"status": 9, "finished_at": "05/11/2026 10:00"}],
+        at("05/11/2026 10:00"),
+    )
+    e.tick(at("05/11/2026 10:00"))
+    with store.engine.connect() as conn:
+        assert conn.execute(select(c.next_check_at)).scalar_one() is None
