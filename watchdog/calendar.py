@@ -40,6 +40,7 @@ class _Year:
     periods: list[tuple[tuple[int, int], ...]]  # office periods of each working day, in seconds
     start_cum: list[int]  # working seconds of the year before each working day
     end_cum: list[int]  # working seconds of the year up to the close of each working day
+    index: dict[int, int]  # date ordinal -> position in the lists above
 
     @property
     def total(self) -> int:
@@ -74,6 +75,7 @@ class WorkingCalendar:
             self, "_morning", tuple(p for p in periods if p[1] <= _seconds(NOON)) or periods[:1]
         )
         object.__setattr__(self, "_tz", ZoneInfo(self.timezone))
+        object.__setattr__(self, "_day_seconds", sum(b - a for a, b in periods))
 
     # ----- days ---------------------------------------------------------------------------
 
@@ -84,14 +86,20 @@ class WorkingCalendar:
     @property
     def day_seconds(self) -> int:
         """Working seconds of a full (weekday) working day: the unit of `N working_days`."""
-        return sum(b - a for a, b in self._periods)  # type: ignore[attr-defined]
+        return self._day_seconds  # type: ignore[attr-defined]
 
     @functools.cached_property
     def _public_holidays(self) -> holidays.HolidayBase:
         return holidays.country_holidays(self.country)
 
+    def _periods_on(self, d: date) -> tuple[tuple[int, int], ...]:
+        """Office periods of a date, from the precomputed year (the fast path)."""
+        y = self._year(d.year)
+        i = y.index.get(d.toordinal())
+        return () if i is None else y.periods[i]
+
     def _day_periods(self, d: date) -> tuple[tuple[int, int], ...]:
-        """Office periods of a date, empty when it is not a working day."""
+        """Office periods of a date, empty when it is not a working day (from the rules)."""
         if d in self.extra_workdays:
             return self._periods  # type: ignore[attr-defined]
         if d in self.extra_holidays or d in self._public_holidays:
@@ -108,7 +116,7 @@ class WorkingCalendar:
         return frozenset(d for d in getattr(hb, "weekend_workdays", ()) if d.year == year)
 
     def is_working_day(self, d: date) -> bool:
-        return bool(self._day_periods(d))
+        return bool(self._periods_on(d))
 
     def _year(self, year: int) -> _Year:
         y = self._years.get(year)
@@ -130,7 +138,7 @@ class WorkingCalendar:
                     start_cum.append(cum)
                     cum += sum(b - a for a, b in ps)
                     end_cum.append(cum)
-            y = _Year(ordinals, periods, start_cum, end_cum)
+            y = _Year(ordinals, periods, start_cum, end_cum, {o: i for i, o in enumerate(ordinals)})
             self._years[year] = y
         return y
 
@@ -172,12 +180,12 @@ class WorkingCalendar:
     def opening(self, d: date) -> datetime:
         """Start of office hours of a working day (or of the next one)."""
         d = self.next_working_day(d, include=True)
-        return self._at(d.toordinal(), self._day_periods(d)[0][0])
+        return self._at(d.toordinal(), self._periods_on(d)[0][0])
 
     def close(self, d: date) -> datetime:
         """End of office hours of a working day (or of the next one)."""
         d = self.next_working_day(d, include=True)
-        return self._at(d.toordinal(), self._day_periods(d)[-1][1])
+        return self._at(d.toordinal(), self._periods_on(d)[-1][1])
 
     def standard_close(self, d: date) -> datetime:
         """The usual close of office hours on a date, whether or not it is a working day."""
@@ -251,13 +259,13 @@ class WorkingCalendar:
     def is_working_instant(self, t: datetime) -> bool:
         lt = self.local(t)
         sec = lt.hour * 3600 + lt.minute * 60 + lt.second
-        return any(a <= sec < b for a, b in self._day_periods(lt.date()))
+        return any(a <= sec < b for a, b in self._periods_on(lt.date()))
 
     def next_working_instant(self, t: datetime) -> datetime:
         """t itself when it is working time, else the next opening of an office period."""
         lt = self.local(t)
         sec = lt.hour * 3600 + lt.minute * 60 + lt.second
-        for a, b in self._day_periods(lt.date()):
+        for a, b in self._periods_on(lt.date()):
             if sec < b:
                 return lt if sec >= a else self._at(lt.toordinal(), a)
         return self.opening(self.next_working_day(lt.date()))
@@ -276,7 +284,7 @@ class WorkingCalendar:
     def periods_of(self, d: date) -> list[tuple[datetime, datetime]]:
         """Office periods of a date as aware datetimes; empty on days off."""
         o = d.toordinal()
-        return [(self._at(o, a), self._at(o, b)) for a, b in self._day_periods(d)]
+        return [(self._at(o, a), self._at(o, b)) for a, b in self._periods_on(d)]
 
     def working_days_in(self, start: date, end: date) -> Iterable[date]:
         """Working days in [start, end], ascending."""

@@ -71,12 +71,20 @@ class Duration:
         raise ValueError("calendar days are not a working-time length")
 
 
-def compute_due(calendar: WorkingCalendar, received: datetime, limit: Duration) -> datetime:
-    """Due instant of a case received at `received` under a time limit (SPEC 4)."""
+def compute_due(
+    calendar: WorkingCalendar,
+    received: datetime,
+    limit: Duration,
+    start: datetime | None = None,
+) -> datetime:
+    """Due instant of a case received at `received` under a time limit (SPEC 4).
+
+    `start` is the start of the clock when the caller already has it.
+    """
     if limit.unit is Unit.CALENDAR_DAYS:
         day = calendar.local(received).date() + timedelta(days=int(limit.amount))
         return calendar.close(day)
-    start = calendar.clock_start(received)
+    start = start or calendar.clock_start(received)
     if limit.amount == 0 and limit.unit is Unit.WORKING_DAYS:  # same-day procedures
         return calendar.day_close_of(start)
     return calendar.add_working(start, limit.working_seconds(calendar))

@@ -171,7 +171,9 @@ def timeline(
 ) -> Timeline:
     """Replay a case's events into its deadline state."""
     start = calendar.clock_start(case.received_at)
-    computed = compute_due(calendar, case.received_at, procedure.limit) if procedure else None
+    computed = (
+        compute_due(calendar, case.received_at, procedure.limit, start) if procedure else None
+    )
     ordered = sorted(events, key=lambda e: (e.at, _ORDER.get(e.kind, 99)))
     # The first appointment: the one an extension replaced, else the source's, else computed.
     first_ext = next((e for e in ordered if e.kind == EventKind.EXTENDED), None)

@@ -10,7 +10,7 @@ the case itself changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,7 +18,7 @@ from watchdog.calendar import WorkingCalendar
 from watchdog.config import Settings
 from watchdog.engine.deadline import CaseEvent, CaseRecord, StepRun, Timeline, timeline
 from watchdog.engine.recipients import Delivery, deliveries_for, resolve_recipients
-from watchdog.engine.rules import CompiledStage, Stage, WhenKind
+from watchdog.engine.rules import CompiledStage, WhenKind
 
 ONE_SECOND = timedelta(seconds=1)
 
@@ -76,20 +76,23 @@ class _Window:
 
 
 def _window(
-    stage: Stage, tl: Timeline, run: StepRun | None, calendar: WorkingCalendar
+    s: CompiledStage,
+    tl: Timeline,
+    run: StepRun | None,
+    calendar: WorkingCalendar,
+    add: Callable[[datetime, int], datetime],
 ) -> _Window | None:
-    when = stage.when
-    kind = when.kind
-    if when.extended is not None and (tl.extensions > 0) != when.extended:
+    kind, value = s.kind, s.value
+    if s.extended is not None and (tl.extensions > 0) != s.extended:
         return None
     if kind is WhenKind.WAITING:
         if tl.waiting_since is None:
             return None
-        first = calendar.add_working(tl.waiting_since, when.value.working_seconds(calendar))
+        first = add(tl.waiting_since, value.working_seconds(calendar))
         return _Window(first, None, f"{tl.due_version}@{_stamp(tl.waiting_since)}", "")
     if tl.waiting_since is not None:
         return None  # the clock is stopped while the applicant is asked for documents
-    if stage.scope == "step":
+    if s.step_scope:
         if run is None or run.due is None:
             return None
         start, due, step = calendar.clock_start(run.started_at), run.due, run.code
@@ -99,25 +102,67 @@ def _window(
             return None
         start, due, step, version, waited = tl.start, tl.due, "", str(tl.due_version), tl.waited
     if kind is WhenKind.REMAINING:
-        first = calendar.add_working(due, -when.value.working_seconds(calendar))
+        first = add(due, -value.working_seconds(calendar))
         return _Window(first, due, version, step)
     if kind is WhenKind.ELAPSED:
         total = max(0, calendar.working_seconds_between(start, due) - waited)
-        first = calendar.add_working(start, waited + round(when.value * total))
+        first = add(start, waited + round(value * total))
         return _Window(first, due, version, step)
     if kind is WhenKind.OVERDUE:
-        late = when.value.working_seconds(calendar)
-        first = calendar.add_working(due, late) if late else due + ONE_SECOND
+        late = value.working_seconds(calendar)
+        first = add(due, late) if late else due + ONE_SECOND
         return _Window(first, None, version, step)
     if kind is WhenKind.ON_DUE_DAY:
         local_due = calendar.local(due)
-        first = datetime.combine(local_due.date(), when.value, calendar.tz)
+        first = datetime.combine(local_due.date(), value, calendar.tz)
         return _Window(first, due, version, step) if first < due else None
     if kind is WhenKind.IDLE:
         since = max(tl.last_activity, run.started_at) if run else tl.last_activity
-        first = calendar.add_working(since, when.value.working_seconds(calendar))
+        first = add(since, value.working_seconds(calendar))
         return _Window(first, None, f"{version}@{_stamp(since)}", step)
     raise AssertionError(f"unhandled condition {kind}")
+
+
+def _windows(
+    stages: Sequence[CompiledStage],
+    tl: Timeline,
+    run: StepRun | None,
+    calendar: WorkingCalendar,
+    now: datetime,
+) -> dict[str, _Window | None]:
+    """Every stage's window, skipping the work that cannot change the outcome.
+
+    An `overdue: X>0` window of a due still in the future opens after that due; when another
+    window opens no later than the due, it can be neither active nor the next instant to look,
+    so it is left for a later evaluation. Most cases are on track, so this saves most of the
+    calendar arithmetic of a full plan.
+    """
+    windows: dict[str, _Window | None] = {}
+    deferred: list[tuple[CompiledStage, datetime]] = []
+    memo: dict[tuple[datetime, int], datetime] = {}
+
+    def add(t: datetime, seconds: int) -> datetime:  # stages often share an instant
+        key = (t, seconds)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = calendar.add_working(t, seconds)
+        return found
+
+    for s in stages:
+        due = (run.due if run else None) if s.step_scope else tl.due
+        late = s.kind is WhenKind.OVERDUE and s.value.amount > 0
+        if late and due is not None and due > now and tl.waiting_since is None:
+            deferred.append((s, due))
+        else:
+            windows[s.key] = _window(s, tl, run, calendar, add)
+    if deferred:
+        soonest = min(
+            (w.first for w in windows.values() if w is not None and w.first > now), default=None
+        )
+        for s, due in deferred:
+            skip = soonest is not None and soonest <= due
+            windows[s.key] = None if skip else _window(s, tl, run, calendar, add)
+    return windows
 
 
 def _stamp(t: datetime) -> str:
@@ -140,17 +185,13 @@ def evaluate(
     if not case.is_open:
         return result
     run = tl.current_step
-    windows: dict[str, _Window | None] = {
-        s.key: _window(s.stage, tl, run, calendar) for s in stages
-    }
+    windows = _windows(stages, tl, run, calendar, now)
     active = {
         key
         for key, w in windows.items()
         if w is not None and w.first <= now and (w.end is None or now < w.end)
     }
-    inhibited = {
-        f"{s.policy}/{other}" for s in stages if s.key in active for other in s.stage.inhibits
-    }
+    inhibited = {other for s in stages if s.key in active for other in s.inhibits}
     upcoming: list[datetime] = []
     for s in stages:
         w = windows[s.key]
@@ -162,11 +203,10 @@ def evaluate(
             continue
         if s.key not in active:
             continue  # the window has closed
-        stage = s.stage
         before = fired.get((s.key, w.step, w.version))
-        repeat_s = stage.repeat.working_seconds(calendar) if stage.repeat else 0
+        repeat_s = s.repeat.working_seconds(calendar) if s.repeat else 0
         n = calendar.working_seconds_between(w.first, now) // repeat_s if repeat_s else 0
-        if before is not None and before.acknowledged and stage.until_ack:
+        if before is not None and before.acknowledged and s.until_ack:
             continue  # acknowledged: no more repeats of this episode
         if repeat_s:
             nxt = calendar.add_working(w.first, (n + 1) * repeat_s)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import glob
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
 from watchdog.config import ConfigError, Settings, validate_model
 from watchdog.config.models import Model, TimeOfDay
@@ -67,21 +67,24 @@ class When(Model):
     waiting: WorkingDuration | None = None
     extended: bool | None = None  # qualifier: only when the case has (not) been extended yet
 
+    _kind: WhenKind = PrivateAttr()
+
     @model_validator(mode="after")
     def _exactly_one(self) -> When:
         given = [k for k in WhenKind if getattr(self, k.value) is not None]
         if len(given) != 1:
             kinds = ", ".join(k.value for k in WhenKind)
             raise ValueError(f"expected exactly one of {kinds}, got {len(given)}")
+        self._kind = given[0]  # evaluated for every case: resolved once here
         return self
 
     @property
     def kind(self) -> WhenKind:
-        return next(k for k in WhenKind if getattr(self, k.value) is not None)
+        return self._kind
 
     @property
     def value(self) -> Any:
-        return getattr(self, self.kind.value)
+        return getattr(self, self._kind.value)
 
 
 class Stage(Model):
@@ -161,13 +164,35 @@ class RuleFile(Model):
     digests: tuple[Digest, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CompiledStage:
-    """A stage with its identity across reloads: `policy/stage`."""
+    """A stage with its identity across reloads (`policy/stage`) and its condition unpacked
+    into plain attributes, since it is looked at for every case on every evaluation."""
 
     key: str
     policy: str
     stage: Stage
+    kind: WhenKind = field(init=False)
+    value: Any = field(init=False)
+    extended: bool | None = field(init=False)
+    step_scope: bool = field(init=False)
+    repeat: Duration | None = field(init=False)
+    until_ack: bool = field(init=False)
+    inhibits: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        stage, set_ = self.stage, object.__setattr__
+        set_(self, "kind", stage.when.kind)
+        set_(self, "value", stage.when.value)
+        set_(self, "extended", stage.when.extended)
+        set_(self, "step_scope", stage.scope == "step")
+        set_(self, "repeat", stage.repeat)
+        set_(self, "until_ack", stage.until_ack)
+        set_(self, "inhibits", tuple(f"{self.policy}/{i}" for i in stage.inhibits))
+
+    @classmethod
+    def of(cls, policy: str, stage: Stage) -> CompiledStage:
+        return cls(f"{policy}/{stage.id}", policy, stage)
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,32 +205,50 @@ class RuleSet:
     def stages_for(
         self, settings: Settings, procedure_code: str, unit_code: str, channel: str | None
     ) -> tuple[CompiledStage, ...]:
-        """The stages that apply to a case, from the first matching policy (and `continue`s)."""
-        key = (procedure_code, unit_code, channel)
-        cache: dict[Any, tuple[CompiledStage, ...]] = self.__dict__.setdefault("_cache", {})
-        found = cache.get(key)
+        """The stages that apply to a case, from the first matching policy (and `continue`s).
+
+        Each criterion is matched once per distinct value into a bit mask over the policies;
+        the stages are cached per combined mask, so a million cases cost a few dict lookups.
+        """
+        cache: dict[Any, Any] = self.__dict__.setdefault("_cache", {})
+        mask = (
+            self._mask(
+                cache, "p", procedure_code, lambda m: _procedure_ok(m, settings, procedure_code)
+            )
+            & self._mask(cache, "u", unit_code, lambda m: _unit_ok(m, settings, unit_code))
+            & self._mask(cache, "c", channel, lambda m: not m.channels or channel in m.channels)
+        )
+        found = cache.get(("stages", mask))
         if found is None:
-            found = tuple(self._match(settings, procedure_code, unit_code, channel))
-            cache[key] = found
+            found = cache[("stages", mask)] = tuple(self._stages(mask))
         return found
 
-    def _match(self, settings: Settings, procedure_code: str, unit_code: str, channel: str | None):
-        procedure = settings.procedures.get(procedure_code)
-        ancestors = _ancestors(settings, unit_code)
-        for policy in self.policies:
-            m = policy.match
-            if m.procedures and not any(fnmatchcase(procedure_code, g) for g in m.procedures):
-                continue
-            if m.fields and (procedure is None or procedure.field not in m.fields):
-                continue
-            if m.units and not ancestors.intersection(m.units):
-                continue
-            if m.channels and channel not in m.channels:
+    def _mask(self, cache: dict, kind: str, value: Any, ok) -> int:
+        mask = cache.get((kind, value))
+        if mask is None:
+            mask = sum(1 << i for i, p in enumerate(self.policies) if ok(p.match))
+            cache[(kind, value)] = mask
+        return mask
+
+    def _stages(self, mask: int):
+        for i, policy in enumerate(self.policies):
+            if not mask >> i & 1:
                 continue
             for stage in policy.stages:
-                yield CompiledStage(f"{policy.name}/{stage.id}", policy.name, stage)
+                yield CompiledStage.of(policy.name, stage)
             if not policy.continue_:
                 return
+
+
+def _procedure_ok(m: Match, settings: Settings, code: str) -> bool:
+    if m.procedures and not any(fnmatchcase(code, g) for g in m.procedures):
+        return False
+    procedure = settings.procedures.get(code)
+    return not m.fields or (procedure is not None and procedure.field in m.fields)
+
+
+def _unit_ok(m: Match, settings: Settings, unit_code: str) -> bool:
+    return not m.units or bool(_ancestors(settings, unit_code).intersection(m.units))
 
 
 def _ancestors(settings: Settings, unit_code: str) -> set[str]:
