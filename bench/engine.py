@@ -55,7 +55,8 @@ def write_config(folder: Path, database_url: str) -> Path:
         lines.append(f"  - {{code: A{a}, name: Cơ quan {a}, parent: ROOT, heads: [o{a}]}}")
     for u in range(AGENCIES, UNITS):
         lines.append(
-            f"  - {{code: U{u}, name: Đơn vị {u}, parent: A{1 + u % (AGENCIES - 1)}, heads: [o{u}]}}"
+            f"  - {{code: U{u}, name: Đơn vị {u}, parent: A{1 + u % (AGENCIES - 1)}, "
+            f"heads: [o{u}]}}"
         )
     lines.append("officials:")
     for o in range(OFFICIALS):
@@ -82,7 +83,18 @@ def write_config(folder: Path, database_url: str) -> Path:
     return path
 
 
-def load_cases(store: Store, n: int) -> None:
+def limit_days(settings) -> dict[str, float]:
+    """Each procedure's limit in calendar days, roughly (5 working days ~ 7 calendar days)."""
+    out = {}
+    for p in settings.config.procedures:
+        unit = p.limit.unit.value
+        days = p.limit.amount / 8 if unit == "working_hours" else p.limit.amount
+        out[p.code] = days if unit == "calendar_days" else days * 1.4
+    return out
+
+
+def load_cases(store: Store, n: int, limits: dict[str, float]) -> None:
+    """A realistic spread: 95% of open cases inside their limit, 5% past it."""
     rng = random.Random(2)
     leaf_officials = list(range(AGENCIES, OFFICIALS))
     chunk: list[dict] = []
@@ -90,11 +102,13 @@ def load_cases(store: Store, n: int) -> None:
     for i in range(n):
         official = rng.choice(leaf_officials)
         unit = f"U{AGENCIES + official % (UNITS - AGENCIES)}"
-        received = NOW - timedelta(seconds=rng.randint(0, 30 * 86400))
+        procedure = f"P{rng.randrange(PROCEDURES)}"
+        share = rng.uniform(0, 0.95) if rng.random() < 0.95 else rng.uniform(1.0, 1.6)
+        received = NOW - timedelta(days=limits[procedure] * share)
         chunk.append(
             {
                 "case_code": f"C{i:08d}",
-                "procedure_code": f"P{rng.randrange(PROCEDURES)}",
+                "procedure_code": procedure,
                 "unit_code": unit,
                 "received_at": received,
                 "status": 5 if rng.random() < 0.05 else 4,
@@ -115,8 +129,9 @@ def load_cases(store: Store, n: int) -> None:
             chunk = []
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory in MB (of this process, or of the largest worker process)."""
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def timed(fn):
@@ -149,7 +164,7 @@ def naive_scan(store: Store, engine: Engine) -> int:
     return count
 
 
-def run(n: int, database: str | None, due_cases: int) -> dict:
+def run(n: int, database: str | None, due_cases: int, workers: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="watchdog-bench-"))
     pg_schema = None
     if database and database.startswith("postgresql"):
@@ -165,8 +180,8 @@ def run(n: int, database: str | None, due_cases: int) -> dict:
         rules = load_rules(settings, env={})
         store = Store.open(settings.database_url, migrate=False)
         store.upgrade()
-        insert_s, _ = timed(lambda: load_cases(store, n))
-        engine = Engine(store, settings, rules, batch_size=2000)
+        insert_s, _ = timed(lambda: load_cases(store, n, limit_days(settings)))
+        engine = Engine(store, settings, rules, batch_size=2000, workers=workers)
 
         def plan():
             engine.replan_all(NOW)
@@ -190,10 +205,12 @@ def run(n: int, database: str | None, due_cases: int) -> dict:
                     .values(next_check_at=NOW)
                 )
         due_s, due_report = timed(lambda: engine.tick(NOW))
+        engine.close()
         store.close()
         return {
             "database": store.dialect,
             "cases": n,
+            "workers": workers,
             "insert_s": round(insert_s, 2),
             "plan_s": round(plan_s, 2),
             "planned_cases": planned.evaluated,
@@ -205,6 +222,7 @@ def run(n: int, database: str | None, due_cases: int) -> dict:
             "due_cases": due_report.evaluated,
             "due_tick_s": round(due_s, 3),
             "peak_rss_mb": round(rss_mb(), 1),
+            "peak_rss_worker_mb": round(rss_mb(resource.RUSAGE_CHILDREN), 1),
         }
     finally:
         if pg_schema and database:
@@ -217,8 +235,9 @@ def main() -> None:
     p.add_argument("--cases", type=int, default=100_000)
     p.add_argument("--database", help="database URL (default: a temporary SQLite file)")
     p.add_argument("--due-cases", type=int, default=10_000)
+    p.add_argument("--workers", type=int, default=2, help="evaluation processes (0 = inline)")
     args = p.parse_args()
-    result = run(args.cases, args.database, args.due_cases)
+    result = run(args.cases, args.database, args.due_cases, args.workers)
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key.ljust(width)}  {value}")

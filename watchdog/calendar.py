@@ -41,6 +41,7 @@ class _Year:
     start_cum: list[int]  # working seconds of the year before each working day
     end_cum: list[int]  # working seconds of the year up to the close of each working day
     index: dict[int, int]  # date ordinal -> position in the lists above
+    midnights: list[datetime]  # local midnight of each working day (wall-clock base)
 
     @property
     def total(self) -> int:
@@ -138,7 +139,14 @@ class WorkingCalendar:
                     start_cum.append(cum)
                     cum += sum(b - a for a, b in ps)
                     end_cum.append(cum)
-            y = _Year(ordinals, periods, start_cum, end_cum, {o: i for i, o in enumerate(ordinals)})
+            y = _Year(
+                ordinals,
+                periods,
+                start_cum,
+                end_cum,
+                {o: i for i, o in enumerate(ordinals)},
+                [self._at(o, 0) for o in ordinals],
+            )
             self._years[year] = y
         return y
 
@@ -196,11 +204,10 @@ class WorkingCalendar:
         lt = self.local(t)
         y = self._year(lt.year)
         o = lt.toordinal()
-        i = bisect.bisect_left(y.ordinals, o)
-        if i == len(y.ordinals):
-            return lt.year, y.total
-        if y.ordinals[i] != o:
-            return lt.year, y.start_cum[i]
+        i = y.index.get(o)
+        if i is None:  # a day off: as much as at the next working day's opening
+            i = bisect.bisect_left(y.ordinals, o)
+            return lt.year, y.total if i == len(y.ordinals) else y.start_cum[i]
         sec = lt.hour * 3600 + lt.minute * 60 + lt.second
         worked = 0
         for a, b in y.periods[i]:
@@ -220,7 +227,7 @@ class WorkingCalendar:
         offset = w - y.start_cum[i]
         for a, b in y.periods[i]:
             if offset <= b - a:
-                return self._at(y.ordinals[i], a + offset)
+                return y.midnights[i] + timedelta(seconds=a + offset)
             offset -= b - a
         raise AssertionError("unreachable: offset beyond the day's periods")
 

@@ -228,3 +228,33 @@ def test_next_check_at_is_indexed_and_closed_cases_drop_out(
     e.tick(at("05/11/2026 10:00"))
     with store.engine.connect() as conn:
         assert conn.execute(select(c.next_check_at)).scalar_one() is None
+
+
+def test_worker_processes_write_what_one_process_writes(
+    store: Store, db_url: str, province: Path, tmp_path: Path
+) -> None:
+    settings = load_settings(province, env={})
+    cases = [
+        CASE | {"case_code": f"HS-{i}", "received_at": f"0{1 + i % 9}/11/2026 09:00"}
+        for i in range(150)
+    ]
+    load(store, settings, cases, at("02/11/2026 09:00"))
+    with Engine(
+        Store.open(db_url, migrate=False),
+        settings,
+        load_rules(settings, env={}),
+        batch_size=40,
+        workers=2,
+    ) as pooled:
+        pooled.ensure_planned(at("16/11/2026 10:00"))
+        report = pooled.tick(at("16/11/2026 10:00"))
+    assert report.evaluated == 150 and report.batches == 4
+    pooled_keys = firing_keys(store)
+
+    other = tmp_path / "other.db"
+    single_store = Store.open(f"sqlite:///{other}")
+    load(single_store, settings, cases, at("02/11/2026 09:00"))
+    single = Engine(single_store, settings, load_rules(settings, env={}), batch_size=40)
+    single.ensure_planned(at("16/11/2026 10:00"))
+    single.tick(at("16/11/2026 10:00"))
+    assert pooled_keys == firing_keys(single_store) and len(pooled_keys) > 40

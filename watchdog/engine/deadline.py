@@ -259,9 +259,8 @@ def _steps(
         end = starts[i + 1][0] if i + 1 < len(starts) else closed_at
         due = None
         if code in allot:
-            due = calendar.add_working(
-                calendar.clock_start(at), allot[code].working_seconds(calendar)
-            )
+            # a handover is not a reception: no cutoff, the step's time runs from its start
+            due = calendar.add_working(at, allot[code].working_seconds(calendar))
         result = result_of(end, due, calendar) if end is not None and due is not None else None
         runs.append(StepRun(code, handler, at, due, end, result))
     return tuple(runs)

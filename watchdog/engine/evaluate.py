@@ -95,7 +95,7 @@ def _window(
     if s.step_scope:
         if run is None or run.due is None:
             return None
-        start, due, step = calendar.clock_start(run.started_at), run.due, run.code
+        start, due, step = calendar.next_working_instant(run.started_at), run.due, run.code
         version, waited = f"{tl.due_version}@{_stamp(run.started_at)}", 0
     else:
         if tl.due is None:
@@ -157,7 +157,12 @@ def _windows(
             windows[s.key] = _window(s, tl, run, calendar, add)
     if deferred:
         soonest = min(
-            (w.first for w in windows.values() if w is not None and w.first > now), default=None
+            (
+                w.first
+                for w in windows.values()
+                if w is not None and w.first > now and (w.end is None or w.first < w.end)
+            ),
+            default=None,
         )
         for s, due in deferred:
             skip = soonest is not None and soonest <= due
@@ -290,7 +295,8 @@ def findings_of(
                     "due_mismatch",
                     code,
                     f"appointment {tl.source_due.isoformat()} differs from the computed due "
-                    f"{tl.computed_due.isoformat()} by {gap / calendar.day_seconds:+.1f} working days",
+                    f"{tl.computed_due.isoformat()} by {gap / calendar.day_seconds:+.1f} "
+                    "working days",
                 )
             )
     if tl.extensions > 1:

@@ -301,7 +301,8 @@ def load_rules(settings: Settings, env: dict[str, str] | None = None) -> RuleSet
                 problems.append(
                     located.error(
                         where,
-                        f"policy {policy.name!r} is already defined in {seen_policies[policy.name]}",
+                        f"policy {policy.name!r} is already defined in "
+                        f"{seen_policies[policy.name]}",
                     )
                 )
             seen_policies[policy.name] = f"{file}:{located.line_of(where)}"

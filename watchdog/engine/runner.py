@@ -10,11 +10,16 @@ once whatever happens (crash, restart, reload, re-import, second replica).
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import pickle
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, tuple_, update
 
 from watchdog.config import Settings
 from watchdog.domain import OPEN_STATUSES
@@ -28,6 +33,7 @@ log = logging.getLogger(__name__)
 _c = schema.cases.c
 _f = schema.firings.c
 RULES_HASH_KEY = "rules_hash"
+RETRY_LATER = timedelta(minutes=1)
 _OPEN = [int(s) for s in OPEN_STATUSES]
 
 
@@ -61,12 +67,89 @@ def fired_of(
     return out
 
 
+@dataclass
+class _Batch:
+    facts: list[Facts]
+    fired: dict[int, dict[tuple[str, str, str], Fired]]
+    cursor: tuple[datetime, int]
+    conn: Connection | None = None
+    txn: Any = None
+    results: Callable[[], list[Evaluation]] = field(default=lambda: [])
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()  # rolls back whatever was not committed
+            self.conn = None
+
+
+def evaluate_facts(
+    settings: Settings,
+    rules: RuleSet,
+    facts: Sequence[Facts],
+    fired: dict[int, dict[tuple[str, str, str], Fired]],
+    now: datetime,
+) -> list[Evaluation]:
+    out = []
+    for record, events in facts:
+        stages = rules.stages_for(settings, record.procedure_code, record.unit_code, record.channel)
+        out.append(evaluate(record, events, stages, settings, fired.get(record.id, {}), now))
+    return out
+
+
+_WORKER_STATE: tuple[Settings, RuleSet] | None = None
+
+
+def _worker_init(payload: bytes) -> None:
+    global _WORKER_STATE
+    _WORKER_STATE = pickle.loads(payload)
+
+
+def _worker_evaluate(facts, fired, now) -> list[Evaluation]:
+    assert _WORKER_STATE is not None, "worker not initialised"
+    settings, rules = _WORKER_STATE
+    evaluations = evaluate_facts(settings, rules, facts, fired, now)
+    for ev in evaluations:
+        ev.timeline = None  # not needed by the writer; keeps the answer small
+    return evaluations
+
+
 class Engine:
-    def __init__(self, store: Store, settings: Settings, rules: RuleSet, batch_size: int = 2000):
+    """Ticks and planning over one store. `workers` > 0 evaluates batches in that many worker
+    processes (the evaluation is pure); 0 evaluates in this process."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        rules: RuleSet,
+        batch_size: int = 2000,
+        workers: int = 0,
+    ):
         self.store = store
         self.settings = settings
         self.rules = rules
         self.batch_size = batch_size
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        if workers > 0:
+            payload = pickle.dumps((settings, rules))
+            self._pool = ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(payload,),
+            )
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ----- planning ----------------------------------------------------------------------
 
@@ -131,65 +214,121 @@ class Engine:
         """Evaluate every case whose next_check_at <= now; returns what was written.
 
         `on_firings` runs inside each batch's transaction with the firings just written, so
-        whatever it adds (the outbox) commits or rolls back with them.
+        whatever it adds (the outbox) commits or rolls back with them. With worker processes
+        the next batches are evaluated while the main process writes the previous one.
         """
         report = TickReport()
-        while max_batches is None or report.batches < max_batches:
-            with self.store.begin() as conn:
-                rows = self._claim(conn, now)
-                if not rows:
+        inflight: deque[_Batch] = deque()
+        cursor: tuple[datetime, int] | None = None
+        try:
+            while max_batches is None or report.batches + len(inflight) < max_batches:
+                batch = self._claim(now, cursor)
+                if batch is None:
                     break
-                facts = with_events(conn, rows)
-                written = self._apply(conn, facts, now)
-                if on_firings and written:
-                    on_firings(conn, written)
-            report.evaluated += len(rows)
-            report.fired.extend(fid for fid, _ in written)
-            report.batches += 1
-            if len(rows) < self.batch_size:
-                break
+                cursor = batch.cursor
+                batch.results = self._submit(batch, now)
+                inflight.append(batch)
+                if len(inflight) > self.workers:
+                    self._finish(inflight.popleft(), now, report, on_firings)
+                if len(batch.facts) < self.batch_size:
+                    break
+            while inflight:
+                self._finish(inflight.popleft(), now, report, on_firings)
+        finally:
+            for batch in inflight:
+                batch.close()
         return report
 
-    def _claim(self, conn: Connection, now: datetime) -> Sequence:
-        stmt = (
-            select(schema.cases)
-            .where(_c.next_check_at <= now)
-            .order_by(_c.next_check_at)
-            .limit(self.batch_size)
-        )
-        if self.store.dialect == "postgresql":
+    def _claim(self, now: datetime, cursor: tuple[datetime, int] | None) -> _Batch | None:
+        """The next batch of due cases after `cursor`, with their events and earlier firings.
+
+        On PostgreSQL the rows stay locked (FOR UPDATE SKIP LOCKED) in the batch's own
+        transaction until it is written; SQLite has one writer anyway, so it reads and lets go.
+        """
+        stmt = select(schema.cases).where(_c.next_check_at <= now)
+        if cursor is not None:
+            stmt = stmt.where(tuple_(_c.next_check_at, _c.id) > tuple_(*cursor))
+        stmt = stmt.order_by(_c.next_check_at, _c.id).limit(self.batch_size)
+        locking = self.store.dialect == "postgresql"
+        if locking:
             stmt = stmt.with_for_update(skip_locked=True, of=schema.cases)
-        return conn.execute(stmt).all()
+        conn = self.store.engine.connect()
+        try:
+            txn = conn.begin()
+            rows = conn.execute(stmt).all()
+            if not rows:
+                txn.rollback()
+                conn.close()
+                return None
+            facts = with_events(conn, rows)
+            fired = fired_of(conn, [r.id for r, _ in facts])
+            last = rows[-1]
+            batch = _Batch(facts, fired, (last.next_check_at, last.id))
+            if locking:
+                batch.conn, batch.txn = conn, txn
+            else:
+                txn.rollback()
+                conn.close()
+            return batch
+        except BaseException:
+            conn.close()
+            raise
+
+    def _submit(self, batch: _Batch, now: datetime) -> Callable[[], list[Evaluation]]:
+        if self._pool is None:
+            results = evaluate_facts(self.settings, self.rules, batch.facts, batch.fired, now)
+            return lambda: results
+        n = max(1, -(-len(batch.facts) // self.workers))
+        futures = [
+            self._pool.submit(_worker_evaluate, batch.facts[i : i + n], batch.fired, now)
+            for i in range(0, len(batch.facts), n)
+        ]
+        return lambda: [ev for f in futures for ev in f.result()]
+
+    def _finish(self, batch: _Batch, now: datetime, report: TickReport, on_firings) -> None:
+        evaluations = batch.results()
+        if batch.conn is None:
+            batch.conn = self.store.engine.connect()
+            batch.txn = batch.conn.begin()
+        try:
+            written = self._apply(batch.conn, batch.facts, evaluations, now)
+            if on_firings and written:
+                on_firings(batch.conn, written)
+            batch.txn.commit()
+        finally:
+            batch.close()
+        report.evaluated += len(batch.facts)
+        report.fired.extend(fid for fid, _ in written)
+        report.batches += 1
 
     def evaluate_batch(
         self, conn: Connection, facts: Sequence[Facts], now: datetime
     ) -> list[Evaluation]:
         fired = fired_of(conn, [r.id for r, _ in facts])
-        out = []
-        for record, events in facts:
-            stages = self.rules.stages_for(
-                self.settings, record.procedure_code, record.unit_code, record.channel
-            )
-            out.append(
-                evaluate(record, events, stages, self.settings, fired.get(record.id, {}), now)
-            )
-        return out
+        return evaluate_facts(self.settings, self.rules, facts, fired, now)
 
     def _apply(
-        self, conn: Connection, facts: Sequence[Facts], now: datetime
+        self,
+        conn: Connection,
+        facts: Sequence[Facts],
+        evaluations: Sequence[Evaluation],
+        now: datetime,
     ) -> list[tuple[int, Firing]]:
-        evaluations = self.evaluate_batch(conn, facts, now)
         firings = [f for ev in evaluations for f in ev.firings]
         written = self._write_firings(conn, firings, now)
         self._write_findings(conn, facts, evaluations, now)
+        updates = []
+        for (record, _), ev in zip(facts, evaluations, strict=True):
+            nxt = ev.next_check_at
+            if nxt is not None and nxt <= now:  # never spin on a case: look again shortly
+                log.warning("case %s: next check %s is not after %s", record.case_code, nxt, now)
+                nxt = now + RETRY_LATER
+            updates.append({"case_id": record.id, "next_at": nxt})
         conn.execute(
             update(schema.cases)
             .where(_c.id == bindparam("case_id"))
             .values(next_check_at=bindparam("next_at")),
-            [
-                {"case_id": record.id, "next_at": ev.next_check_at}
-                for (record, _), ev in zip(facts, evaluations, strict=True)
-            ],
+            updates,
         )
         return written
 

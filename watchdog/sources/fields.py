@@ -13,6 +13,7 @@ from typing import Any
 
 from watchdog.config import Settings
 from watchdog.domain import Status, fold, parse_channel, parse_status
+from watchdog.store import schema
 from watchdog.timefmt import parse_instant, parse_when
 
 REQUIRED = ("case_code", "procedure_code", "unit_code", "received_at")
@@ -109,16 +110,13 @@ def normalize_case(raw: Mapping[str, Any], settings: Settings, problems: RowProb
     for name in REQUIRED:
         if _blank(raw.get(name)):
             problems.add(name, "required value is missing")
-    if problems:
-        return out
-    out["case_code"] = _text(raw["case_code"])
-    out["procedure_code"] = _text(raw["procedure_code"])
-    out["unit_code"] = _text(raw["unit_code"])
+    for name in ("case_code", "procedure_code", "unit_code"):
+        out[name] = None if _blank(raw.get(name)) else _text(raw[name])
     calendar = settings.calendar_for(out["unit_code"])
     for name in INSTANTS:
         value = raw.get(name)
+        out[name] = None
         if _blank(value):
-            out[name] = None
             continue
         try:
             when = parse_when(value, calendar.tz)
@@ -141,17 +139,29 @@ def normalize_case(raw: Mapping[str, Any], settings: Settings, problems: RowProb
             out["channel"] = parse_channel(raw["channel"])
         except ValueError as e:
             problems.add("channel", str(e))
+    for name, limit in _MAX_LENGTH.items():
+        value = out.get(name)
+        if value is not None and len(value) > limit:
+            problems.add(name, f"is {len(value)} characters long, at most {limit} are kept")
     status = None
     if not _blank(raw.get("status")):
         try:
             status = parse_status(raw["status"])
         except ValueError as e:
             problems.add("status", str(e))
-    if problems:
-        return out
+            return out
     out["status"] = int(_settle_status(status, out, problems))
-    _check_order(out, problems)
+    if out["received_at"] is not None:
+        _check_order(out, problems)
     return out
+
+
+# Text columns are bounded in the database; a longer value is a bad row, not a crash.
+_MAX_LENGTH = {
+    name: schema.cases.c[name].type.length
+    for name in ("case_code", "procedure_code", "unit_code", *TEXTS)
+    if getattr(schema.cases.c[name].type, "length", None)
+}
 
 
 def _settle_status(status: Status | None, out: dict, problems: RowProblems) -> Status:
@@ -166,13 +176,18 @@ def _settle_status(status: Status | None, out: dict, problems: RowProblems) -> S
     if status is Status.RETURNED and out["finished_at"] is None:
         out["finished_at"] = out["returned_at"]
     if status.is_finished and out["finished_at"] is None:
-        problems.add("finished_at", f"required when the status is {int(status)} ({status.label})")
+        needs = "returned_at" if status is Status.RETURNED else "finished_at"
+        problems.add(needs, f"required when the status is {int(status)} ({status.label})")
     return status
 
 
 def _check_order(out: dict, problems: RowProblems) -> None:
     received = out["received_at"]
-    for name in ("finished_at", "returned_at", "step_started_at"):
+    if out["finished_at"] is not None and out["finished_at"] is out["returned_at"]:
+        checked: tuple[str, ...] = ("returned_at", "step_started_at")  # one date, said once
+    else:
+        checked = ("finished_at", "returned_at", "step_started_at")
+    for name in checked:
         t = out.get(name)
         if t is not None and t < received:
             problems.add(name, f"is before received_at ({received.isoformat()})")

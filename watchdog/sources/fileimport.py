@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import sys
-import time
+import time as clock
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -99,11 +99,11 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
     with path.open("r", encoding="utf-8-sig", newline="") as f:
         sample = f.read(8192)
         f.seek(0)
-        try:
-            dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        try:  # only the separator is guessed: the quoting rules of a sample are not the file's
+            delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
         except csv.Error:
-            dialect = csv.excel
-        yield from enumerate(csv.reader(f, dialect), start=1)
+            delimiter = ","
+        yield from enumerate(csv.reader(f, csv.excel, delimiter=delimiter), start=1)
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
@@ -116,9 +116,17 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
     try:
         ws = wb.worksheets[0]
         for n, row in enumerate(ws.iter_rows(values_only=True), start=1):
-            yield n, list(row)
+            yield n, [_date_only(v) for v in row]
     finally:
         wb.close()
+
+
+def _date_only(value: Any) -> Any:
+    """A spreadsheet date cell without a time comes as midnight; it means the date itself
+    (so a date-only appointment is due at the close of that day, not at 00:00)."""
+    if isinstance(value, datetime) and value.tzinfo is None and value.time() == time(0):
+        return value.date()
+    return value
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
@@ -137,11 +145,11 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.label = label
-        self.start = time.monotonic()
+        self.start = clock.monotonic()
         self.last = 0.0
 
     def update(self, rows: int, *, final: bool = False) -> None:
-        now = time.monotonic()
+        now = clock.monotonic()
         if not self.enabled or (not final and now - self.last < 0.5):
             return
         self.last = now

@@ -77,14 +77,15 @@ def upsert_cases(
         events: dict[str, list[dict[str, Any]]] = {}
         for code, row in latest.items():
             old = existing.get(code)
-            if old is None:
+            before = old._mapping if old is not None else None
+            if before is None:
                 result.inserted += 1
-            elif all(old._mapping[k] == row[k] for k in _COMPARED):
+            elif all(before[k] == row[k] for k in _COMPARED):
                 result.unchanged += 1
                 continue
             else:
                 result.updated += 1
-            if derived := derive_events(old._mapping if old is not None else None, row, now):
+            if derived := derive_events(before, row, now):
                 events[code] = derived
             row.update(source=source, created_at=now, updated_at=now, next_check_at=now)
             rows.append(row)

@@ -32,7 +32,10 @@ def create_db_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, future=True)
+    # No server-side prepared statements: a plan made while a table is empty (a seq scan)
+    # would be kept for the whole import. See bench/import.py.
+    connect_args = {"prepare_threshold": None} if parsed.drivername.endswith("psycopg") else {}
+    return create_engine(parsed, pool_pre_ping=True, future=True, connect_args=connect_args)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -1,0 +1,404 @@
+"""Rules (SPEC 5): loading with `file:line: key.path: why` errors, policy matching, defaults."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from watchdog.config import ConfigError, Settings, load_settings
+from watchdog.durations import Duration, Unit
+from watchdog.engine.rules import RuleSet, WhenKind, load_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONFIG = """\
+timezone: Asia/Ho_Chi_Minh
+units:
+  - {code: T, name: UBND tỉnh, heads: [chutich]}
+  - {code: STP, name: Sở Tư pháp, parent: T, heads: [giamdoc]}
+  - {code: STP.HC, name: Phòng Hành chính tư pháp, parent: STP}
+  - {code: STP.HC.MC, name: Bộ phận một cửa, parent: STP.HC}
+  - {code: SXD, name: Sở Xây dựng, parent: T}
+officials:
+  - {id: chutich, name: Chủ tịch, unit: T, email: ct@tinh.vn}
+  - {id: giamdoc, name: Giám đốc, unit: STP, email: gd@stp.vn}
+  - {id: cv1, name: Chuyên viên, unit: STP.HC.MC, telegram: 2001}
+supervisors: [thanhtra@tinh.vn]
+procedures:
+  - {code: "1.001", name: Một, limit: 10 working_days}
+  - {code: "1.0010", name: Mười, limit: 10 working_days}
+  - {code: "10.001", name: Khác, limit: 10 working_days}
+  - {code: "2.001", name: Tư pháp, field: tu_phap, limit: 3 working_days}
+  - {code: "3.001", name: Ba, limit: 5 working_days}
+channels:
+  file: {dir: out}
+  email: {host: localhost, from: a@b.vn}
+"""
+
+
+def settings_with(tmp_path: Path, rules_line: str | None, **files: str) -> Settings:
+    for name, text in files.items():
+        (tmp_path / f"{name}.yaml").write_text(text, encoding="utf-8")
+    config = CONFIG + (f"{rules_line}\n" if rules_line is not None else "")
+    (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
+    return load_settings(tmp_path / "config.yaml", env={})
+
+
+def problems_of(tmp_path: Path, text: str) -> tuple[Path, list[str]]:
+    s = settings_with(tmp_path, "rules: [rules.yaml]", rules=text)
+    with pytest.raises(ConfigError) as exc:
+        load_rules(s, env={})
+    return tmp_path / "rules.yaml", exc.value.problems
+
+
+def one_stage(when: str, extra: str = "") -> str:
+    """A rule file whose single stage starts on line 4; `when:` is on line 5."""
+    return f"""\
+policies:
+  - name: p
+    stages:
+      - id: soon
+        when:
+{when}
+        notify: [assignee]
+{extra}"""
+
+
+# ----- errors ---------------------------------------------------------------------------------
+
+
+def test_bad_duration_in_when(tmp_path) -> None:
+    file, problems = problems_of(tmp_path, one_stage("          remaining: 1 day"))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:6: policies[0].stages[0].when.remaining: expected a")
+    assert "'1 day'" in problems[0]
+
+
+def test_calendar_days_are_not_working_time(tmp_path) -> None:
+    file, problems = problems_of(tmp_path, one_stage("          overdue: 2 calendar_days"))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:6: policies[0].stages[0].when.overdue: ")
+    assert "working time" in problems[0]
+
+
+def test_bad_share_in_elapsed(tmp_path) -> None:
+    file, problems = problems_of(tmp_path, one_stage('          elapsed: "175%"'))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:6: policies[0].stages[0].when.elapsed: ")
+
+
+def test_unknown_when_kind(tmp_path) -> None:
+    file, problems = problems_of(tmp_path, one_stage("          soon: 1 working_day"))
+    assert f"{file}:6: policies[0].stages[0].when.soon: unknown key" in problems
+
+
+def test_two_when_kinds(tmp_path) -> None:
+    when = "          remaining: 1 working_day\n          overdue: 0 working_days"
+    file, problems = problems_of(tmp_path, one_stage(when))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:5: policies[0].stages[0].when: expected exactly one")
+    assert "got 2" in problems[0]
+
+
+def test_no_when_kind(tmp_path) -> None:
+    file, problems = problems_of(tmp_path, one_stage("          extended: false"))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:5: policies[0].stages[0].when: expected exactly one")
+
+
+def test_unknown_recipient_keyword(tmp_path) -> None:
+    text = one_stage("          remaining: 1 working_day").replace(
+        "[assignee]", "[assignee, boss, cv1, a.b@tinh.vn]"
+    )
+    file, problems = problems_of(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:7: policies[0].stages[0].notify[1]: expected assignee")
+    assert "got 'boss'" in problems[0]
+
+
+def test_channel_not_configured(tmp_path) -> None:
+    text = one_stage("          remaining: 1 working_day", "        channels: [email, telegram]\n")
+    file, problems = problems_of(tmp_path, text)
+    assert problems == [
+        f"{file}:8: policies[0].stages[0].channels[1]: "
+        "channel 'telegram' is not configured under channels:"
+    ]
+
+
+def test_unknown_channel_name(tmp_path) -> None:
+    text = one_stage("          remaining: 1 working_day", "        channels: [sms]\n")
+    file, problems = problems_of(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:8: policies[0].stages[0].channels[0]: ")
+
+
+def test_inhibits_unknown_stage(tmp_path) -> None:
+    text = one_stage("          remaining: 1 working_day", "        inhibits: [nope]\n")
+    file, problems = problems_of(tmp_path, text)
+    assert problems == [
+        f"{file}:8: policies[0].stages[0].inhibits[0]: "
+        "expected another stage id of this policy, got 'nope'"
+    ]
+
+
+def test_inhibits_a_stage_of_another_policy(tmp_path) -> None:
+    text = """\
+policies:
+  - name: a
+    continue: true
+    stages:
+      - {id: soon, when: {remaining: 1 working_day}, notify: [assignee]}
+  - name: b
+    stages:
+      - {id: late, when: {overdue: 0 working_days}, notify: [assignee], inhibits: [soon]}
+"""
+    file, problems = problems_of(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:8: policies[1].stages[0].inhibits[0]: ")
+
+
+def test_duplicate_stage_id(tmp_path) -> None:
+    text = """\
+policies:
+  - name: p
+    stages:
+      - id: soon
+        when: {remaining: 1 working_day}
+        notify: [assignee]
+      - id: soon
+        when: {remaining: 2 working_days}
+        notify: [assignee]
+"""
+    file, problems = problems_of(tmp_path, text)
+    assert problems == [f"{file}:7: policies[0].stages[1].id: duplicate stage id 'soon'"]
+
+
+def test_duplicate_policy_name_across_files(tmp_path) -> None:
+    text = """\
+policies:
+  - name: chung
+    stages:
+      - {id: soon, when: {remaining: 1 working_day}, notify: [assignee]}
+"""
+    other = "# tệp thứ hai\n" + text
+    s = settings_with(tmp_path, "rules: [a.yaml, b.yaml]", a=text, b=other)
+    with pytest.raises(ConfigError) as exc:
+        load_rules(s, env={})
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert exc.value.problems == [
+        f"{b}:3: policies[0].name: policy 'chung' is already defined in {a}:2"
+    ]
+
+
+def test_until_ack_without_repeat(tmp_path) -> None:
+    text = one_stage("          overdue: 0 working_days", "        until_ack: true\n")
+    file, problems = problems_of(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:4: policies[0].stages[0]: until_ack needs repeat")
+
+
+def test_waiting_cannot_be_step_scoped(tmp_path) -> None:
+    text = one_stage("          waiting: 15 working_days", "        scope: step\n")
+    file, problems = problems_of(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:4: policies[0].stages[0]: ")
+
+
+def test_bad_cron_in_digests(tmp_path) -> None:
+    text = """\
+digests:
+  - name: sang
+    to: unit_heads
+    schedule: "61 7 * * *"
+    sections: [overdue]
+"""
+    file, problems = problems_of(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:4: digests[0].schedule: expected a cron expression")
+
+
+def test_unknown_unit_in_match(tmp_path) -> None:
+    text = """\
+policies:
+  - name: p
+    match:
+      units: [STP, XYZ]
+    stages:
+      - {id: soon, when: {remaining: 1 working_day}, notify: [assignee]}
+"""
+    file, problems = problems_of(tmp_path, text)
+    assert problems == [f"{file}:4: policies[0].match.units[1]: unknown unit 'XYZ'"]
+
+
+def test_every_problem_is_listed(tmp_path) -> None:
+    text = """\
+policies:
+  - name: p
+    stages:
+      - id: soon
+        when: {remaining: 1 working_day}
+        notify: [boss]
+        inhibits: [nope]
+"""
+    file, problems = problems_of(tmp_path, text)
+    assert [p.split(": ")[0] for p in problems] == [f"{file}:6", f"{file}:7"]
+
+
+def test_missing_rule_file(tmp_path) -> None:
+    s = settings_with(tmp_path, "rules: [khong_co.yaml]")
+    with pytest.raises(ConfigError) as exc:
+        load_rules(s, env={})
+    assert str(tmp_path / "khong_co.yaml") in exc.value.problems[0]
+
+
+# ----- matching -----------------------------------------------------------------------------
+
+MATCHING = """\
+policies:
+  - name: thu_tuc_1
+    match: {procedures: ["1.00*"]}
+    stages:
+      - {id: a, when: {remaining: 1 working_day}, notify: [assignee]}
+  - name: don_vi_stp
+    match: {units: [STP]}
+    continue: true
+    stages:
+      - {id: b, when: {remaining: 1 working_day}, notify: [assignee]}
+  - name: truc_tuyen
+    match: {channels: [online]}
+    stages:
+      - {id: c, when: {remaining: 1 working_day}, notify: [assignee]}
+  - name: linh_vuc
+    match: {fields: [tu_phap]}
+    stages:
+      - {id: e, when: {remaining: 1 working_day}, notify: [assignee]}
+  - name: mac_dinh
+    stages:
+      - {id: d, when: {remaining: 1 working_day}, notify: [assignee]}
+      - {id: d2, when: {overdue: 0 working_days}, notify: [assignee]}
+"""
+
+
+@pytest.fixture
+def matching(tmp_path) -> tuple[Settings, RuleSet]:
+    s = settings_with(tmp_path, "rules: [rules.yaml]", rules=MATCHING)
+    return s, load_rules(s, env={})
+
+
+@pytest.mark.parametrize(
+    ("procedure", "unit", "channel", "keys"),
+    [
+        # first match wins: the procedure glob, nothing after it
+        ("1.001", "STP.HC.MC", None, ["thu_tuc_1/a"]),
+        ("1.0010", "SXD", "online", ["thu_tuc_1/a"]),
+        # "1.00*" does not match 10.001; STP's subtree + continue adds the next match
+        ("10.001", "STP.HC.MC", "online", ["don_vi_stp/b", "truc_tuyen/c"]),
+        ("2.001", "STP.HC.MC", "direct", ["don_vi_stp/b", "linh_vuc/e"]),
+        ("3.001", "STP", "postal", ["don_vi_stp/b", "mac_dinh/d", "mac_dinh/d2"]),
+        ("2.001", "SXD", None, ["linh_vuc/e"]),
+        ("3.001", "SXD", "direct", ["mac_dinh/d", "mac_dinh/d2"]),
+        # T is above STP, not in its subtree; an unknown unit is in no subtree
+        ("3.001", "T", None, ["mac_dinh/d", "mac_dinh/d2"]),
+        ("3.001", "ZZZ", "online", ["truc_tuyen/c"]),
+        # an unknown procedure matches no field
+        ("9.999", "SXD", None, ["mac_dinh/d", "mac_dinh/d2"]),
+    ],
+)
+def test_policy_matching(matching, procedure, unit, channel, keys) -> None:
+    s, rules = matching
+    assert [c.key for c in rules.stages_for(s, procedure, unit, channel)] == keys
+    # asked again (cached): the same answer
+    assert [c.key for c in rules.stages_for(s, procedure, unit, channel)] == keys
+
+
+def test_rule_files_by_glob_in_order(tmp_path) -> None:
+    one = "policies:\n  - {name: a, continue: true, stages: [{id: x, when: {idle: 1 working_day}, notify: [assignee]}]}\n"  # noqa: E501
+    two = "policies:\n  - {name: b, stages: [{id: y, when: {idle: 2 working_days}, notify: [assignee]}]}\n"  # noqa: E501
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "20_b.yaml").write_text(two, encoding="utf-8")
+    (tmp_path / "rules" / "10_a.yaml").write_text(one, encoding="utf-8")
+    s = settings_with(tmp_path, "rules: [rules/*.yaml]")
+    rules = load_rules(s, env={})
+    assert [p.name for p in rules.policies] == ["a", "b"]
+    assert [c.key for c in rules.stages_for(s, "3.001", "SXD", None)] == ["a/x", "b/y"]
+
+
+def test_no_rules(tmp_path) -> None:
+    s = settings_with(tmp_path, "rules: []")
+    rules = load_rules(s, env={})
+    assert rules.policies == () and rules.digests == ()
+    assert rules.stages_for(s, "1.001", "STP.HC.MC", None) == ()
+
+
+# ----- the shipped defaults --------------------------------------------------------------------
+
+WD = Unit.WORKING_DAYS
+DEFAULT_STAGES = {
+    # id: (kind, value, scope, notify, repeat)
+    "due_soon": (WhenKind.REMAINING, Duration(1, WD), "case", ("assignee",), None),
+    "due_today": (WhenKind.ON_DUE_DAY, time(7, 30), "case", ("assignee",), None),
+    "apology_needed": (
+        WhenKind.REMAINING,
+        Duration(1, WD),
+        "case",
+        ("assignee", "unit_head"),
+        None,
+    ),
+    "overdue": (
+        WhenKind.OVERDUE,
+        Duration(0, WD),
+        "case",
+        ("assignee", "unit_head"),
+        Duration(1, WD),
+    ),
+    "overdue_agency": (WhenKind.OVERDUE, Duration(2, WD), "case", ("agency_head",), None),
+    "overdue_supervisor": (
+        WhenKind.OVERDUE,
+        Duration(5, WD),
+        "case",
+        ("supervisors",),
+        Duration(5, WD),
+    ),
+    "step_overdue": (
+        WhenKind.OVERDUE,
+        Duration(0, WD),
+        "step",
+        ("step_handler", "unit_head"),
+        None,
+    ),
+    "idle": (WhenKind.IDLE, Duration(3, WD), "case", ("assignee",), Duration(3, WD)),
+    "waiting_too_long": (
+        WhenKind.WAITING,
+        Duration(15, WD),
+        "case",
+        ("assignee", "unit_head"),
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("rules_line", [None, f"rules: [{ROOT / 'rules' / 'default.yaml'}]"])
+def test_default_rules_have_the_nine_stages_of_spec(tmp_path, rules_line) -> None:
+    s = settings_with(tmp_path, rules_line)
+    rules = load_rules(s, env={})
+    stages = rules.stages_for(s, "1.001", "STP.HC.MC", "online")
+    got = {
+        c.stage.id: (
+            c.stage.when.kind,
+            c.stage.when.value,
+            c.stage.scope,
+            c.stage.notify,
+            c.stage.repeat,
+        )
+        for c in stages
+    }
+    assert got == DEFAULT_STAGES
+    assert len(stages) == 9
+    by_id = {c.stage.id: c.stage for c in stages}
+    assert by_id["apology_needed"].when.extended is False
+    assert by_id["apology_needed"].attach == "apology_letter"
+    assert set(by_id["overdue"].inhibits) == {"due_soon", "due_today", "apology_needed"}
+    assert all(not st.urgent for st in by_id.values())
+    assert [d.name for d in rules.digests] == ["ban_tin_sang", "ban_tin_tuan"]

@@ -1,0 +1,609 @@
+"""Unit tests for the case fields of every source (SPEC 6): header names and normalize_case.
+
+Settings come from the `small_config` fixture (default VN calendar: office hours 07:00-11:30 and
+13:30-17:00, zone Asia/Ho_Chi_Minh, +07:00 all year). Values without a zone are local time; a
+date-only due_at, finished_at or returned_at is the close of office hours (17:00) of that day.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from watchdog.config import Settings, load_settings
+from watchdog.domain import Status
+from watchdog.sources.fields import (
+    ALIASES,
+    FIELDS,
+    REQUIRED,
+    RowProblems,
+    canonical_field,
+    is_known_unused,
+    normalize_case,
+)
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def vn(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, s, tzinfo=VN)
+
+
+@pytest.fixture
+def settings(small_config: Path) -> Settings:
+    return load_settings(small_config)
+
+
+def base(**overrides: Any) -> dict[str, Any]:
+    """A good raw record (canonical keys) received Monday 02/03/2026 08:00 local."""
+    raw: dict[str, Any] = {
+        "case_code": "000.00.21.H59-260302-0001",
+        "procedure_code": "2.000488",
+        "unit_code": "STP.HC",
+        "received_at": "02/03/2026 08:00",
+    }
+    raw.update(overrides)
+    return raw
+
+
+def normalize(settings: Settings, **overrides: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    problems = RowProblems()
+    out = normalize_case(base(**overrides), settings, problems)
+    return out, problems.problems
+
+
+def good(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    out, problems = normalize(settings, **overrides)
+    assert problems == [], problems
+    return out
+
+
+def problem_fields(settings: Settings, **overrides: Any) -> list[str]:
+    _, problems = normalize(settings, **overrides)
+    assert problems, "expected the record to be rejected"
+    return [name for name, _ in problems]
+
+
+def assert_instant(got: datetime | None, expected: datetime) -> None:
+    assert got is not None
+    assert got.tzinfo is not None, f"{got!r} is naive"
+    assert got == expected, f"got {got.isoformat()}, expected {expected.isoformat()}"
+
+
+# ----- header names ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "canonical"),
+    [
+        # Vietnamese headers, as the one-stop software exports them
+        ("Mã hồ sơ", "case_code"),
+        ("Số hồ sơ", "case_code"),
+        ("Mã TTHC", "procedure_code"),
+        ("Mã thủ tục", "procedure_code"),
+        ("Đơn vị", "unit_code"),
+        ("Đơn vị xử lý", "unit_code"),
+        ("Ngày tiếp nhận", "received_at"),
+        ("Ngày hẹn trả", "due_at"),
+        ("Trạng thái", "status"),
+        ("Trạng thái hồ sơ", "status"),
+        ("Ngày kết thúc xử lý", "finished_at"),
+        ("Ngày trả", "returned_at"),
+        ("Ngày trả kết quả", "returned_at"),
+        ("Cán bộ thụ lý", "assignee"),
+        ("Chủ hồ sơ", "applicant_name"),
+        ("Số điện thoại", "applicant_phone"),
+        ("Kênh thực hiện", "channel"),
+        ("Bước hiện tại", "current_step"),
+        ("Ngày bắt đầu bước", "step_started_at"),
+        ("Người xử lý bước", "step_handler"),
+        ("Ngày cập nhật", "updated_at"),
+        # the same without accents, in other cases and spacing
+        ("Ma ho so", "case_code"),
+        ("Ma TTHC", "procedure_code"),
+        ("Don vi", "unit_code"),
+        ("Ngay tiep nhan", "received_at"),
+        ("ngay hen tra", "due_at"),
+        ("TRANG THAI", "status"),
+        ("Ngay ket thuc xu ly", "finished_at"),
+        ("Ngay tra", "returned_at"),
+        ("Can bo thu ly", "assignee"),
+        ("NGÀY TIẾP NHẬN", "received_at"),
+        ("  Ngày hẹn trả  ", "due_at"),
+        ("Ngày hẹn trả:", "due_at"),
+        ("ĐƠN VỊ", "unit_code"),
+        # national-portal field names
+        ("MaHoSo", "case_code"),
+        ("MaTTHC", "procedure_code"),
+        ("DonViXuLy", "unit_code"),
+        ("NgayTiepNhan", "received_at"),
+        ("NgayHenTra", "due_at"),
+        ("TrangThaiHoSo", "status"),
+        ("NgayKetThucXuLy", "finished_at"),
+        ("NgayTra", "returned_at"),
+        ("mahoso", "case_code"),
+        ("NGAYTIEPNHAN", "received_at"),
+        # canonical names
+        *((name, name) for name in ALIASES),
+        ("CASE_CODE", "case_code"),
+        ("Received At", "received_at"),
+    ],
+)
+def test_canonical_field(header: str, canonical: str) -> None:
+    assert canonical_field(header) == canonical
+
+
+def test_header_folding_accepts_decomposed_unicode() -> None:
+    """Files saved on macOS or by some exporters hold NFD text: same letters, other code points."""
+    import unicodedata
+
+    for header in ("Mã hồ sơ", "Ngày tiếp nhận", "Đơn vị", "Ngày hẹn trả"):
+        decomposed = unicodedata.normalize("NFD", header)
+        assert decomposed != header
+        assert canonical_field(decomposed) == canonical_field(header) is not None
+
+
+@pytest.mark.parametrize(
+    "header", ["", None, "   ", "Ghi chú", "Tên TTHC", "STT", "MaLinhVuc", "x"]
+)
+def test_canonical_field_none_for_columns_we_do_not_keep(header: object) -> None:
+    assert canonical_field(header) is None
+
+
+def test_known_unused_portal_columns_are_recognised() -> None:
+    assert is_known_unused("TenTTHC")
+    assert is_known_unused("Tên thủ tục")
+    assert is_known_unused("Ten thu tuc")
+    assert is_known_unused("STT")
+    assert not is_known_unused("Ghi chú")
+    assert not is_known_unused("Mã hồ sơ")
+
+
+def test_every_alias_names_exactly_one_field() -> None:
+    for name in FIELDS:
+        for alias in ALIASES[name]:
+            assert canonical_field(alias) == name, alias
+    assert set(REQUIRED) <= set(FIELDS)
+
+
+# ----- a good record -----------------------------------------------------------------------------
+
+
+def test_minimal_record(settings: Settings) -> None:
+    out = good(settings)
+    assert out["case_code"] == "000.00.21.H59-260302-0001"
+    assert out["procedure_code"] == "2.000488"
+    assert out["unit_code"] == "STP.HC"
+    assert_instant(out["received_at"], vn(2026, 3, 2, 8, 0))
+    for name in (
+        "due_at",
+        "finished_at",
+        "returned_at",
+        "step_started_at",
+        "updated_at",
+        "assignee",
+        "applicant_name",
+        "applicant_phone",
+        "channel",
+        "current_step",
+        "step_handler",
+    ):
+        assert out[name] is None, name
+    assert out["status"] == Status.RECEIVED == 2
+    assert type(out["status"]) is int
+
+
+def test_full_record(settings: Settings) -> None:
+    out = good(
+        settings,
+        due_at="16/03/2026 17:00",
+        status="4",
+        assignee=" chuyenvien ",
+        applicant_name="Nguyễn Văn An",
+        applicant_phone="0901234567",
+        channel="2",
+        current_step="B2",
+        step_started_at="03/03/2026 09:15",
+        step_handler="truongphong",
+        updated_at="03/03/2026 09:15:30",
+    )
+    assert_instant(out["due_at"], vn(2026, 3, 16, 17, 0))
+    assert out["status"] == Status.IN_PROGRESS
+    assert out["assignee"] == "chuyenvien"  # stripped
+    assert out["applicant_name"] == "Nguyễn Văn An"
+    assert out["applicant_phone"] == "0901234567"
+    assert out["channel"] == "online"
+    assert out["current_step"] == "B2"
+    assert_instant(out["step_started_at"], vn(2026, 3, 3, 9, 15))
+    assert out["step_handler"] == "truongphong"
+    assert_instant(out["updated_at"], vn(2026, 3, 3, 9, 15, 30))
+
+
+def test_text_values_are_stripped_and_spreadsheet_numbers_lose_their_dot_zero(
+    settings: Settings,
+) -> None:
+    out = good(settings, case_code="  HS-1  ", procedure_code=" 2.000488 ", unit_code=" STP ")
+    assert (out["case_code"], out["procedure_code"], out["unit_code"]) == (
+        "HS-1",
+        "2.000488",
+        "STP",
+    )
+    out = good(settings, case_code=260302001.0, assignee=12345)
+    assert out["case_code"] == "260302001"
+    assert out["assignee"] == "12345"
+
+
+# ----- dates ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # ISO 8601 without a zone: local time
+        ("2026-03-02T08:30:00", vn(2026, 3, 2, 8, 30)),
+        ("2026-03-02T08:30", vn(2026, 3, 2, 8, 30)),
+        ("2026-03-02 08:30:15", vn(2026, 3, 2, 8, 30, 15)),
+        # ISO 8601 with an offset or Z: that instant
+        ("2026-03-02T08:30:00+07:00", vn(2026, 3, 2, 8, 30)),
+        ("2026-03-02T01:30:00Z", vn(2026, 3, 2, 8, 30)),
+        ("2026-03-02T01:30:00+00:00", vn(2026, 3, 2, 8, 30)),
+        ("2026-03-02T10:30:00+09:00", vn(2026, 3, 2, 8, 30)),
+        ("2026-03-01T20:30:00-05:00", vn(2026, 3, 2, 8, 30)),
+        # dd/mm/yyyy HH:MM and HH:MM:SS (the day comes first: 02/03 is 2 March)
+        ("02/03/2026 08:30", vn(2026, 3, 2, 8, 30)),
+        ("02/03/2026 08:30:15", vn(2026, 3, 2, 8, 30, 15)),
+        ("2/3/2026 8:30", vn(2026, 3, 2, 8, 30)),
+        ("13/03/2026 14:05:59", vn(2026, 3, 13, 14, 5, 59)),
+        # yyyyMMddHHmmss, as the national portal sends it
+        ("20260302083015", vn(2026, 3, 2, 8, 30, 15)),
+        (20260302083015, vn(2026, 3, 2, 8, 30, 15)),
+        # surrounding spaces do not matter
+        ("  02/03/2026 08:30  ", vn(2026, 3, 2, 8, 30)),
+        # Python datetimes, as openpyxl yields date cells: naive means local time
+        (datetime(2026, 3, 2, 8, 30), vn(2026, 3, 2, 8, 30)),
+        (
+            datetime(2026, 3, 2, 8, 30, 15, 500000),
+            vn(2026, 3, 2, 8, 30, 15) + timedelta(microseconds=500000),
+        ),
+        (datetime(2026, 3, 2, 1, 30, tzinfo=UTC), vn(2026, 3, 2, 8, 30)),
+        (datetime(2026, 3, 2, 8, 30, tzinfo=timezone(timedelta(hours=7))), vn(2026, 3, 2, 8, 30)),
+    ],
+)
+@pytest.mark.parametrize("name", ["received_at", "due_at", "step_started_at", "updated_at"])
+def test_instant_formats(settings: Settings, name: str, value: object, expected: datetime) -> None:
+    overrides = {"received_at": "01/03/2026 00:00", name: value}
+    out = good(settings, **overrides)
+    assert_instant(out[name], expected)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["02/03/2026 08:30", "2026-03-02T08:30:00", "20260302083000", datetime(2026, 3, 2, 8, 30)],
+)
+def test_instant_without_zone_is_local_time_not_utc(settings: Settings, value: object) -> None:
+    out = good(settings, received_at=value)
+    assert out["received_at"] == datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+    assert out["received_at"].utcoffset() == timedelta(hours=7)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("finished_at", "04/03/2026 10:00"),
+        ("returned_at", "04/03/2026 10:00"),
+    ],
+)
+def test_finished_and_returned_instants(settings: Settings, name: str, value: str) -> None:
+    out = good(settings, **{name: value})
+    assert_instant(out[name], vn(2026, 3, 4, 10, 0))
+
+
+@pytest.mark.parametrize(
+    "value", ["16/03/2026", "2026-03-16", "16/3/2026", "20260316", date(2026, 3, 16)]
+)
+def test_date_only_due_at_is_close_of_office_hours(settings: Settings, value: object) -> None:
+    out = good(settings, due_at=value)
+    assert_instant(out["due_at"], vn(2026, 3, 16, 17, 0))
+
+
+def test_date_only_due_at_on_the_received_day_is_not_before_received(settings: Settings) -> None:
+    """Same-day procedures: received 08:00, due 'today' = 17:00 today, a good record."""
+    out = good(settings, received_at="02/03/2026 08:00", due_at="02/03/2026")
+    assert_instant(out["due_at"], vn(2026, 3, 2, 17, 0))
+
+
+def test_date_only_due_at_on_a_non_working_day_is_still_that_day(settings: Settings) -> None:
+    """The appointment the source gives is authoritative: Saturday 07/03/2026 stays Saturday."""
+    out = good(settings, due_at="07/03/2026")
+    assert_instant(out["due_at"], vn(2026, 3, 7, 17, 0))
+
+
+@pytest.mark.parametrize("name", ["finished_at", "returned_at"])
+def test_date_only_finish_and_return_are_close_of_office_hours(
+    settings: Settings, name: str
+) -> None:
+    out = good(settings, **{name: "04/03/2026"})
+    assert_instant(out[name], vn(2026, 3, 4, 17, 0))
+
+
+@pytest.mark.parametrize("value", ["02/03/2026", "2026-03-02", "20260302", date(2026, 3, 2)])
+def test_date_only_received_at_is_start_of_the_day(settings: Settings, value: object) -> None:
+    out = good(settings, received_at=value)
+    assert_instant(out["received_at"], vn(2026, 3, 2, 0, 0))
+
+
+def test_date_only_due_follows_the_units_calendar_close(tmp_path: Path) -> None:
+    """A unit with its own office hours closes at its own time."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        'calendars:\n  default: {}\n  late: {office_hours: "08:00-12:00, 13:00-18:30"}\n'
+        "units:\n  - {code: T, name: Tỉnh}\n  - {code: X, name: Xã, parent: T, calendar: late}\n"
+        "  - {code: X.1, name: Tổ, parent: X}\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    for unit, close in (("T", (17, 0)), ("X", (18, 30)), ("X.1", (18, 30))):
+        out = good(settings, unit_code=unit, due_at="16/03/2026")
+        assert_instant(out["due_at"], vn(2026, 3, 16, *close))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "hôm qua",
+        "31/02/2026",  # no such day
+        "02/13/2026",  # month 13: US order is not accepted
+        "02/03/26",  # two-digit year
+        "2026-02-30",
+        "2026-03-02T25:00",
+        "02/03/2026 24:10",
+        "20261302083015",
+        "2026030208301",  # 13 digits
+        "1772440200",  # a Unix timestamp is not a date we accept
+        "02.03.2026",
+        "x02/03/2026",
+    ],
+)
+def test_bad_dates_are_problems_of_their_field(settings: Settings, value: str) -> None:
+    _, problems = normalize(settings, due_at=value)
+    assert [name for name, _ in problems] == ["due_at"]
+    reason = problems[0][1]
+    assert value.strip() in reason, reason
+
+
+def test_bad_date_reason_names_the_accepted_formats(settings: Settings) -> None:
+    _, problems = normalize(settings, received_at="hôm qua")
+    assert problems == [
+        (
+            "received_at",
+            "expected a date as ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss, "
+            "got 'hôm qua'",
+        )
+    ]
+
+
+def test_every_bad_field_is_reported_at_once(settings: Settings) -> None:
+    _, problems = normalize(settings, received_at="x", due_at="y", status="99", channel="fax")
+    assert sorted(name for name, _ in problems) == ["channel", "due_at", "received_at", "status"]
+
+
+# ----- status ------------------------------------------------------------------------------------
+
+
+FINISHED_AT = "05/03/2026 10:00"
+
+
+@pytest.mark.parametrize("code", range(1, 11))
+@pytest.mark.parametrize("form", [str, int, float, lambda c: f" {c} "])
+def test_status_codes_1_to_10(settings: Settings, code: int, form) -> None:
+    out = good(settings, status=form(code), finished_at=FINISHED_AT)
+    assert out["status"] == code
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Mới đăng ký", Status.REGISTERED),
+        ("Được tiếp nhận", Status.RECEIVED),
+        ("Không được tiếp nhận", Status.NOT_ACCEPTED),
+        ("Đang xử lý", Status.IN_PROGRESS),
+        ("Yêu cầu bổ sung giấy tờ", Status.SUPPLEMENT),
+        ("Yêu cầu thực hiện nghĩa vụ tài chính", Status.FINANCIAL),
+        ("Công dân yêu cầu rút hồ sơ", Status.WITHDRAWN),
+        ("Dừng xử lý", Status.STOPPED),
+        ("Đã xử lý xong", Status.FINISHED),
+        ("Đã trả kết quả", Status.RETURNED),
+        # without accents, other case
+        ("Dang xu ly", Status.IN_PROGRESS),
+        ("Da xu ly xong", Status.FINISHED),
+        ("DA TRA KET QUA", Status.RETURNED),
+        ("đang  xử  lý", Status.IN_PROGRESS),
+        # the code as text
+        ("10", Status.RETURNED),
+        ("04", Status.IN_PROGRESS),
+        # the English names of the codes
+        ("in_progress", Status.IN_PROGRESS),
+        ("FINISHED", Status.FINISHED),
+    ],
+)
+def test_status_names(settings: Settings, value: str, expected: Status) -> None:
+    out = good(settings, status=value, finished_at=FINISHED_AT)
+    assert out["status"] == expected
+
+
+@pytest.mark.parametrize("value", ["0", "11", "-1", "4.5", "xong", "Đã hủy", True])
+def test_bad_status(settings: Settings, value: object) -> None:
+    _, problems = normalize(settings, status=value)
+    assert [name for name, _ in problems] == ["status"]
+    assert "1-10" in problems[0][1]
+
+
+@pytest.mark.parametrize("status", ["9", "Đã xử lý xong", "10"])
+def test_finished_status_without_finished_at_is_rejected(settings: Settings, status: str) -> None:
+    _, problems = normalize(settings, status=status)
+    # status 10 (returned) asks for the return date, from which finished_at is taken
+    expected = "returned_at" if status == "10" else "finished_at"
+    assert [name for name, _ in problems] == [expected]
+    assert f"required when the status is {int(status) if status.isdigit() else 9}" in problems[0][1]
+
+
+def test_status_9_message(settings: Settings) -> None:
+    _, problems = normalize(settings, status="9")
+    assert problems == [("finished_at", "required when the status is 9 (Đã xử lý xong)")]
+
+
+def test_status_10_with_returned_at_only_takes_finished_at_from_it(settings: Settings) -> None:
+    out = good(settings, status="10", returned_at="05/03/2026 10:00")
+    assert_instant(out["finished_at"], vn(2026, 3, 5, 10, 0))
+    assert_instant(out["returned_at"], vn(2026, 3, 5, 10, 0))
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        ({}, Status.RECEIVED),
+        ({"assignee": "chuyenvien"}, Status.IN_PROGRESS),
+        ({"finished_at": "05/03/2026 10:00"}, Status.FINISHED),
+        ({"finished_at": "05/03/2026 10:00", "assignee": "chuyenvien"}, Status.FINISHED),
+        ({"returned_at": "06/03/2026 09:00"}, Status.RETURNED),
+        (
+            {"finished_at": "05/03/2026 10:00", "returned_at": "06/03/2026 09:00"},
+            Status.RETURNED,
+        ),
+        ({"due_at": "16/03/2026"}, Status.RECEIVED),
+    ],
+)
+def test_status_defaults_from_the_dates(
+    settings: Settings, dates: dict[str, str], expected: Status
+) -> None:
+    out = good(settings, **dates)
+    assert out["status"] == expected
+
+
+def test_returned_without_status_keeps_both_instants(settings: Settings) -> None:
+    out = good(settings, finished_at="05/03/2026 10:00", returned_at="06/03/2026 09:00")
+    assert_instant(out["finished_at"], vn(2026, 3, 5, 10, 0))
+    assert_instant(out["returned_at"], vn(2026, 3, 6, 9, 0))
+
+
+def test_given_status_wins_over_the_dates(settings: Settings) -> None:
+    """An open status with a finish date is what the source says: kept as given."""
+    out = good(settings, status="4", finished_at="05/03/2026 10:00")
+    assert out["status"] == Status.IN_PROGRESS
+
+
+# ----- channel -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", "direct"),
+        ("2", "online"),
+        ("3", "postal"),
+        (1, "direct"),
+        (2.0, "online"),
+        ("Trực tiếp", "direct"),
+        ("Truc tiep", "direct"),
+        ("Trực tuyến", "online"),
+        ("Dịch vụ công trực tuyến", "online"),
+        ("Bưu chính", "postal"),
+        ("Bưu chính công ích", "postal"),
+        ("BUU CHINH", "postal"),
+        ("direct", "direct"),
+        ("online", "online"),
+        ("postal", "postal"),
+    ],
+)
+def test_channel(settings: Settings, value: object, expected: str) -> None:
+    assert good(settings, channel=value)["channel"] == expected
+
+
+@pytest.mark.parametrize("value", ["0", "4", "fax", "email"])
+def test_bad_channel(settings: Settings, value: str) -> None:
+    _, problems = normalize(settings, channel=value)
+    assert [name for name, _ in problems] == ["channel"]
+    assert repr(value) in problems[0][1]
+
+
+# ----- required values and order -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+@pytest.mark.parametrize("blank", [None, "", "   ", "\t"])
+def test_missing_required_value(settings: Settings, name: str, blank: object) -> None:
+    _, problems = normalize(settings, **{name: blank})
+    assert problems == [(name, "required value is missing")]
+
+
+def test_absent_required_key(settings: Settings) -> None:
+    raw = base()
+    del raw["unit_code"]
+    problems = RowProblems()
+    normalize_case(raw, settings, problems)
+    assert problems.problems == [("unit_code", "required value is missing")]
+
+
+def test_every_missing_required_value_is_reported(settings: Settings) -> None:
+    problems = RowProblems()
+    normalize_case({}, settings, problems)
+    assert problems.problems == [(name, "required value is missing") for name in REQUIRED]
+
+
+@pytest.mark.parametrize("blank", [None, "", "  "])
+def test_blank_optional_values_are_none(settings: Settings, blank: object) -> None:
+    out = good(
+        settings,
+        due_at=blank,
+        status=blank,
+        finished_at=blank,
+        assignee=blank,
+        channel=blank,
+        applicant_name=blank,
+    )
+    assert out["due_at"] is None
+    assert out["finished_at"] is None
+    assert out["assignee"] is None
+    assert out["channel"] is None
+    assert out["applicant_name"] is None
+    assert out["status"] == Status.RECEIVED
+
+
+@pytest.mark.parametrize("name", ["finished_at", "returned_at", "step_started_at", "due_at"])
+def test_instant_before_received_is_rejected(settings: Settings, name: str) -> None:
+    _, problems = normalize(settings, **{name: "01/03/2026 10:00"})
+    # A returned_at without finished_at also stands for finished_at (status 10), so that field
+    # may be named as well; the field given must be.
+    assert name in [n for n, _ in problems]
+    assert {reason for _, reason in problems} == {
+        "is before received_at (2026-03-02T08:00:00+07:00)"
+    }
+
+
+def test_finished_before_received_across_zones(settings: Settings) -> None:
+    """07:59 local is 00:59Z: one minute before received, whatever the notation."""
+    _, problems = normalize(settings, finished_at="2026-03-02T00:59:00Z")
+    assert [n for n, _ in problems] == ["finished_at"]
+    out = good(settings, finished_at="2026-03-02T01:00:00Z")
+    assert_instant(out["finished_at"], vn(2026, 3, 2, 8, 0))
+
+
+def test_finished_at_the_received_instant_is_fine(settings: Settings) -> None:
+    out = good(settings, finished_at="02/03/2026 08:00")
+    assert out["status"] == Status.FINISHED
+
+
+def test_date_only_finished_on_the_received_day_is_not_before_received(
+    settings: Settings,
+) -> None:
+    out = good(settings, finished_at="02/03/2026")
+    assert_instant(out["finished_at"], vn(2026, 3, 2, 17, 0))
+
+
+def test_unknown_unit_uses_the_default_calendar(settings: Settings) -> None:
+    out = good(settings, unit_code="KHONG.CO", due_at="16/03/2026")
+    assert_instant(out["due_at"], vn(2026, 3, 16, 17, 0))
