@@ -38,6 +38,8 @@ def province(tmp_path: Path, small_config: Path) -> Path:
         "H4,1.000002,SXD,19/11/2026 10:00,5,,\n",
         encoding="utf-8",
     )
+    with small_config.open("a", encoding="utf-8") as f:
+        f.write("channels:\n  email: {host: localhost, from: watchdog@example.vn}\n")
     return small_config
 
 
@@ -200,3 +202,67 @@ def test_run_once_with_demo_data(tmp_path: Path) -> None:
     assert (tmp_path / "var" / "watchdog.db").exists()
     states = {line.split()[-1] for line in r.stdout.splitlines()[2:]}
     assert {"overdue", "due_soon", "on_track", "waiting"} <= states
+
+
+def test_simulate_prints_what_the_daemon_would_send_and_writes_nothing(province: Path) -> None:
+    import sqlite3
+
+    cwd = province.parent
+    assert (
+        watchdog("--config", str(province), "import", str(cwd / "cases.csv"), cwd=cwd).returncode
+        == 0
+    )
+    db = cwd / "var" / "test.db"
+    before = sqlite3.connect(db).execute("SELECT count(*), max(updated_at) FROM cases").fetchone()
+
+    r = watchdog(
+        "--config",
+        str(province),
+        "simulate",
+        "--from",
+        "20/11/2026 07:00",
+        "--to",
+        "27/11/2026 17:00",
+        "--format",
+        "jsonl",
+        cwd=cwd,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows and all(
+        {"at", "stage", "case_codes", "recipient", "channel"} <= set(x) for x in rows
+    )
+    assert [x["at"] for x in rows] == sorted(x["at"] for x in rows)
+    h1 = [x for x in rows if "H1" in x["case_codes"]]
+    # H1: 10 working days from 10/11 09:00 (24/11 is a holiday): due 25/11 09:00.
+    # due_soon opens one working day earlier, 23/11 09:00; the default group window is 5 min.
+    first = next(x for x in h1 if x["stage"] == "mac_dinh/due_soon")
+    assert (first["at"], first["recipient"], first["channel"]) == (
+        "2026-11-23T09:05:00+07:00",
+        "chuyenvien",
+        "email",
+    )
+    assert any(x["stage"] == "mac_dinh/overdue" and x["at"] >= "2026-11-25T09:00" for x in h1)
+    # quiet hours: nothing goes out at night or at the weekend
+    assert all("07:00" <= x["at"][11:16] <= "17:05" for x in rows)
+
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*), max(updated_at) FROM cases").fetchone() == before
+    assert conn.execute("SELECT count(*) FROM firings").fetchone() == (0,)
+
+
+def test_findings_after_a_run(province: Path) -> None:
+    cwd = province.parent
+    (cwd / "odd.csv").write_text(
+        "case_code,procedure_code,unit_code,received_at,status\n"
+        "X1,0.000000,STP.HC,20/11/2026 09:00,2\n",
+        encoding="utf-8",
+    )
+    assert (
+        watchdog("--config", str(province), "import", str(cwd / "odd.csv"), cwd=cwd).returncode == 0
+    )
+    r = watchdog("--config", str(province), "run", "--once", "--now", "20/11/2026 10:00", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    r = watchdog("--config", str(province), "findings", "--format", "jsonl", cwd=cwd)
+    kinds = sorted((json.loads(x)["kind"], json.loads(x)["subject"]) for x in r.stdout.splitlines())
+    assert kinds == [("no_assignee", "X1"), ("unknown_procedure", "X1")]

@@ -117,3 +117,17 @@ def test_postgres_is_not_migrated_silently(postgres_url: str) -> None:
 
     with pytest.raises(SchemaOutdated, match="watchdog db upgrade"):
         Store.open(postgres_url)
+
+
+def test_set_next_checks_reads_back_as_written(store: Store) -> None:
+    with store.begin() as conn:
+        conn.execute(schema.cases.insert(), [case_row("A"), case_row("B")])
+        ids = dict(conn.execute(select(schema.cases.c.case_code, schema.cases.c.id)).all())
+        when = datetime(2026, 11, 20, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=7)))
+        store.set_next_checks(conn, [(ids["A"], when), (ids["B"], None)])
+    c = schema.cases.c
+    with store.engine.connect() as conn:
+        got = dict(conn.execute(select(c.case_code, c.next_check_at)).all())
+        due = conn.execute(select(c.case_code).where(c.next_check_at <= when)).scalars().all()
+    assert got == {"A": when, "B": None}
+    assert due == ["A"]  # compares as an instant in SQL too

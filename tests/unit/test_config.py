@@ -192,3 +192,11 @@ def test_times_are_not_read_as_base_60_numbers(tmp_path: Path) -> None:
     # YAML 1.1 reads an unquoted 13:30 as 810; we must read the time the admin wrote.
     path = write(tmp_path, "calendars:\n  default: {cutoff: 13:30}\n")
     assert load_settings(path, env={}).config.calendars["default"].cutoff == time(13, 30)
+
+
+def test_without_channels_the_file_channel_is_the_embedded_default(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, "units: []\n"), env={})
+    assert s.channels.file is not None and s.channels.file.dir == "var/outbox"
+    assert s.channels.email is None and s.channels.telegram is None
+    s = load_settings(write(tmp_path, "channels: {email: {from: a@b.vn}}\n", "e.yaml"), env={})
+    assert s.channels.file is None and s.channels.email is not None

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ValidationError
 from watchdog.calendar import WorkingCalendar
 from watchdog.config.models import (
     CalendarConfig,
+    ChannelsConfig,
     Config,
+    FileChannelConfig,
     OfficialConfig,
     ProcedureConfig,
     UnitConfig,
@@ -110,6 +112,14 @@ class Settings:
                 return self.calendars[unit.calendar]
             unit_code = unit.parent
         return self.default_calendar
+
+    @cached_property
+    def channels(self) -> ChannelsConfig:
+        """The configured channels; with none at all, the embedded `file` channel (var/outbox)."""
+        c = self.config.channels
+        if c.email is None and c.telegram is None and c.file is None:
+            return ChannelsConfig(file=FileChannelConfig())
+        return c
 
     def resolve(self, path: str | Path) -> Path:
         p = Path(path)

@@ -52,6 +52,7 @@ class EventKind(StrEnum):
     REJECTED = "rejected"
 
 
+_STATUSES = {int(s): s for s in Status}
 # Replay order of events at the same instant: a completed supplement before a new appointment.
 _ORDER = {k: i for i, k in enumerate(EventKind)}
 
@@ -78,26 +79,9 @@ class CaseRecord:
     id: int | None = None
 
     @classmethod
-    def from_row(cls, row: Any) -> CaseRecord:
-        m = row._mapping if hasattr(row, "_mapping") else row
-        return cls(
-            case_code=m["case_code"],
-            procedure_code=m["procedure_code"],
-            unit_code=m["unit_code"],
-            received_at=m["received_at"],
-            status=Status(m["status"]),
-            due_at=m["due_at"],
-            finished_at=m["finished_at"],
-            returned_at=m["returned_at"],
-            assignee=m["assignee"],
-            current_step=m["current_step"],
-            step_started_at=m["step_started_at"],
-            step_handler=m["step_handler"],
-            applicant_name=m["applicant_name"],
-            channel=m["channel"],
-            updated_at=m["source_updated_at"],
-            id=m["id"],
-        )
+    def from_row(cls, r: Sequence[Any]) -> CaseRecord:
+        """From a row of `store.cases.RECORD_COLUMNS`, which lists the fields in this order."""
+        return cls(*r[:4], _STATUSES[r[4]], *r[5:16])
 
     @property
     def is_open(self) -> bool:

@@ -95,7 +95,7 @@ def resolve_recipients(
 
 def deliveries_for(recipient: str, stage: Stage, settings: Settings) -> list[Delivery]:
     """The first channel the recipient can be reached on, or all of them with all_channels."""
-    channels = settings.config.channels
+    channels = settings.channels
     wanted = stage.channels or CHANNEL_ORDER
     official = settings.officials.get(recipient)
     out = []

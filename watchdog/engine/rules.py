@@ -323,7 +323,7 @@ def load_rules(settings: Settings, env: dict[str, str] | None = None) -> RuleSet
 
 def _check_policy(policy: Policy, at: tuple, located: Located, settings: Settings) -> list[str]:
     problems = []
-    configured = {name for name in CHANNEL_ORDER if getattr(settings.config.channels, name)}
+    configured = {name for name in CHANNEL_ORDER if getattr(settings.channels, name)}
     ids = [s.id for s in policy.stages]
     for j, stage in enumerate(policy.stages):
         here = (*at, "stages", j)

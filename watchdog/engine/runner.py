@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, tuple_, update
+from sqlalchemy import Connection, func, select, tuple_, update
 
 from watchdog.config import Settings
 from watchdog.domain import OPEN_STATUSES
 from watchdog.engine.evaluate import Evaluation, Fired, Firing, evaluate
 from watchdog.engine.rules import RuleSet
 from watchdog.store import Store, schema
-from watchdog.store.cases import Facts, with_events
+from watchdog.store.cases import IN_CHUNK, Facts, select_records, with_events
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def fired_of(
 ) -> dict[int, dict[tuple[str, str, str], Fired]]:
     """Per case: the last repeat written and whether it was acknowledged, per stage episode."""
     out: dict[int, dict[tuple[str, str, str], Fired]] = {}
-    for i in range(0, len(case_ids), 900):
+    for i in range(0, len(case_ids), IN_CHUNK):
         stmt = (
             select(
                 _f.case_id,
@@ -59,7 +59,7 @@ def fired_of(
                 func.max(_f.repeat_no),
                 func.max(_f.acknowledged_at),
             )
-            .where(_f.case_id.in_(case_ids[i : i + 900]))
+            .where(_f.case_id.in_(case_ids[i : i + IN_CHUNK]))
             .group_by(_f.case_id, _f.stage, _f.step, _f.version)
         )
         for case_id, stage, step, version, last, acked in conn.execute(stmt):
@@ -71,7 +71,7 @@ def fired_of(
 class _Batch:
     facts: list[Facts]
     fired: dict[int, dict[tuple[str, str, str], Fired]]
-    cursor: tuple[datetime, int]
+    cursor: Any
     conn: Connection | None = None
     txn: Any = None
     results: Callable[[], list[Evaluation]] = field(default=lambda: [])
@@ -162,32 +162,11 @@ class Engine:
             ).scalar()
         return stored != self.rules.hash
 
-    def replan_all(self, now: datetime, chunk: int = 20_000) -> int:
-        """Mark every open case for evaluation at `now`, in short transactions, then record the
-        rules hash. Ticks can run between chunks; the evaluation itself happens in ticks."""
-        marked, last = 0, 0
-        while True:
-            with self.store.begin() as conn:
-                ids = (
-                    conn.execute(
-                        select(_c.id)
-                        .where(_c.id > last, _c.status.in_(_OPEN))
-                        .order_by(_c.id)
-                        .limit(chunk)
-                    )
-                    .scalars()
-                    .all()
-                )
-                if ids:
-                    conn.execute(
-                        update(schema.cases)
-                        .where(and_(_c.id >= ids[0], _c.id <= ids[-1], _c.status.in_(_OPEN)))
-                        .values(next_check_at=now)
-                    )
-            marked += len(ids)
-            if len(ids) < chunk:
-                break
-            last = ids[-1]
+    def replan_all(self, now: datetime) -> int:
+        """Evaluate every open case under the current rules, in batches walked by id (each its
+        own short transaction, so ticks interleave), then record the rules hash. A crash half
+        way leaves the old hash: the plan runs again, and firings already written stay once."""
+        report = self._run(now, self._open_batch)
         with self.store.begin() as conn:
             self.store.upsert(
                 conn,
@@ -195,8 +174,8 @@ class Engine:
                 [{"key": RULES_HASH_KEY, "value": self.rules.hash, "updated_at": now}],
                 ["key"],
             )
-        log.info("rules %s: %d open cases re-planned", self.rules.hash, marked)
-        return marked
+        log.info("rules %s: %d open cases re-planned", self.rules.hash, report.evaluated)
+        return report.evaluated
 
     def ensure_planned(self, now: datetime) -> int:
         """Re-plan everything when the rules (or procedures, calendars) changed since last time."""
@@ -217,12 +196,22 @@ class Engine:
         whatever it adds (the outbox) commits or rolls back with them. With worker processes
         the next batches are evaluated while the main process writes the previous one.
         """
+        return self._run(now, self._due_batch, max_batches=max_batches, on_firings=on_firings)
+
+    def _run(
+        self,
+        now: datetime,
+        query: Callable[[datetime, Any], Any],
+        *,
+        max_batches: int | None = None,
+        on_firings: Callable[[Connection, list[tuple[int, Firing]]], None] | None = None,
+    ) -> TickReport:
         report = TickReport()
         inflight: deque[_Batch] = deque()
-        cursor: tuple[datetime, int] | None = None
+        cursor: Any = None
         try:
             while max_batches is None or report.batches + len(inflight) < max_batches:
-                batch = self._claim(now, cursor)
+                batch = self._claim(query(now, cursor))
                 if batch is None:
                     break
                 cursor = batch.cursor
@@ -239,16 +228,26 @@ class Engine:
                 batch.close()
         return report
 
-    def _claim(self, now: datetime, cursor: tuple[datetime, int] | None) -> _Batch | None:
-        """The next batch of due cases after `cursor`, with their events and earlier firings.
+    def _due_batch(self, now: datetime, cursor: tuple[datetime, int] | None):
+        """Cases whose next_check_at has come, in that order (the index), after `cursor`."""
+        stmt = select_records().where(_c.next_check_at <= now)
+        if cursor is not None:
+            stmt = stmt.where(tuple_(_c.next_check_at, _c.id) > tuple_(*cursor))
+        stmt = stmt.order_by(_c.next_check_at, _c.id).limit(self.batch_size)
+        return stmt, lambda row: (row.next_check_at, row.id)
+
+    def _open_batch(self, now: datetime, cursor: int | None):
+        """Every open case, by id."""
+        stmt = select_records().where(_c.status.in_(_OPEN), _c.id > (cursor or 0))
+        return stmt.order_by(_c.id).limit(self.batch_size), lambda row: row.id
+
+    def _claim(self, query) -> _Batch | None:
+        """The next batch of a query, with the cases' events and earlier firings.
 
         On PostgreSQL the rows stay locked (FOR UPDATE SKIP LOCKED) in the batch's own
         transaction until it is written; SQLite has one writer anyway, so it reads and lets go.
         """
-        stmt = select(schema.cases).where(_c.next_check_at <= now)
-        if cursor is not None:
-            stmt = stmt.where(tuple_(_c.next_check_at, _c.id) > tuple_(*cursor))
-        stmt = stmt.order_by(_c.next_check_at, _c.id).limit(self.batch_size)
+        stmt, cursor_of = query
         locking = self.store.dialect == "postgresql"
         if locking:
             stmt = stmt.with_for_update(skip_locked=True, of=schema.cases)
@@ -262,8 +261,7 @@ class Engine:
                 return None
             facts = with_events(conn, rows)
             fired = fired_of(conn, [r.id for r, _ in facts])
-            last = rows[-1]
-            batch = _Batch(facts, fired, (last.next_check_at, last.id))
+            batch = _Batch(facts, fired, cursor_of(rows[-1]))
             if locking:
                 batch.conn, batch.txn = conn, txn
             else:
@@ -323,13 +321,8 @@ class Engine:
             if nxt is not None and nxt <= now:  # never spin on a case: look again shortly
                 log.warning("case %s: next check %s is not after %s", record.case_code, nxt, now)
                 nxt = now + RETRY_LATER
-            updates.append({"case_id": record.id, "next_at": nxt})
-        conn.execute(
-            update(schema.cases)
-            .where(_c.id == bindparam("case_id"))
-            .values(next_check_at=bindparam("next_at")),
-            updates,
-        )
+            updates.append((record.id, nxt))
+        self.store.set_next_checks(conn, updates)
         return written
 
     def _write_firings(
@@ -377,10 +370,10 @@ class Engine:
     ) -> None:
         f = schema.findings.c
         ids = [r.id for r, _ in facts]
-        for i in range(0, len(ids), 900):
+        for i in range(0, len(ids), IN_CHUNK):
             conn.execute(
                 update(schema.findings)
-                .where(f.case_id.in_(ids[i : i + 900]), f.resolved_at.is_(None))
+                .where(f.case_id.in_(ids[i : i + IN_CHUNK]), f.resolved_at.is_(None))
                 .values(resolved_at=now)
             )
         rows = [

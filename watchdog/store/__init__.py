@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from watchdog.store import schema
 from watchdog.store.db import create_db_engine, ensure_schema, upgrade
 
 __all__ = ["Store", "schema"]
+
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class Store:
@@ -72,6 +75,31 @@ class Store:
     def insert_ignoring(self, conn: Connection, table: Table, keys: Sequence[str]):
         """INSERT ... ON CONFLICT (keys) DO NOTHING; add .returning() to learn what was new."""
         return self._insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+    def set_next_checks(
+        self, conn: Connection, pairs: Sequence[tuple[int, datetime | None]]
+    ) -> None:
+        """Set many cases' next_check_at at once: the engine's hottest write.
+
+        On SQLite the values go straight to the driver in the text form SQLAlchemy stores
+        DATETIME in (tests/integration/test_store.py checks they read back the same).
+        """
+        if not pairs:
+            return
+        if self.dialect == "sqlite":
+            rows = [
+                (None if t is None else t.astimezone(UTC).strftime(_SQLITE_DATETIME), i)
+                for i, t in pairs
+            ]
+            conn.exec_driver_sql("UPDATE cases SET next_check_at = ? WHERE id = ?", rows)
+            return
+        c = schema.cases.c
+        conn.execute(
+            update(schema.cases)
+            .where(c.id == bindparam("case_id"))
+            .values(next_check_at=bindparam("next_at")),
+            [{"case_id": i, "next_at": t} for i, t in pairs],
+        )
 
     def existing(self, conn: Connection, column, values: Sequence[Any]) -> dict[Any, Any]:
         """Map key -> row for the rows whose `column` is in `values` (chunked for SQLite)."""

@@ -14,17 +14,45 @@ from watchdog.store import Store, schema
 _c = schema.cases.c
 _e = schema.case_events.c
 _PAGE = 5000
+# Ids per IN (...) list: one query for a whole engine batch; SQLite allows 32,766 parameters.
+IN_CHUNK = 5000
 
 Facts = tuple[CaseRecord, tuple[CaseEvent, ...]]
+
+# The columns a CaseRecord is made of, in its field order (CaseRecord.from_row relies on it),
+# plus next_check_at for the engine's keyset paging.
+RECORD_COLUMNS = (
+    _c.case_code,
+    _c.procedure_code,
+    _c.unit_code,
+    _c.received_at,
+    _c.status,
+    _c.due_at,
+    _c.finished_at,
+    _c.returned_at,
+    _c.assignee,
+    _c.current_step,
+    _c.step_started_at,
+    _c.step_handler,
+    _c.applicant_name,
+    _c.channel,
+    _c.source_updated_at,
+    _c.id,
+    _c.next_check_at,
+)
+
+
+def select_records():
+    return select(*RECORD_COLUMNS)
 
 
 def events_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, list[CaseEvent]]:
     """Events of many cases at once, in order."""
     out: dict[int, list[CaseEvent]] = {}
-    for i in range(0, len(case_ids), 900):
+    for i in range(0, len(case_ids), IN_CHUNK):
         stmt = (
             select(_e.case_id, _e.kind, _e.at, _e.data)
-            .where(_e.case_id.in_(case_ids[i : i + 900]))
+            .where(_e.case_id.in_(case_ids[i : i + IN_CHUNK]))
             .order_by(_e.case_id, _e.at, _e.id)
         )
         for row in conn.execute(stmt):
@@ -58,7 +86,7 @@ def open_cases(
     official: str | None = None,
 ) -> Iterator[Facts]:
     """Open cases, optionally of some units or of one official (as assignee or step handler)."""
-    stmt = select(schema.cases).where(_c.status.in_([int(s) for s in OPEN_STATUSES]))
+    stmt = select_records().where(_c.status.in_([int(s) for s in OPEN_STATUSES]))
     if units is not None:
         stmt = stmt.where(_c.unit_code.in_(list(units)))
     if official is not None:
@@ -68,7 +96,7 @@ def open_cases(
 
 def cases_received_between(store: Store, start: datetime, end: datetime) -> Iterator[Facts]:
     """Cases received in [start, end), except those the desk did not accept."""
-    stmt = select(schema.cases).where(
+    stmt = select_records().where(
         _c.received_at >= start, _c.received_at < end, _c.status != int(Status.NOT_ACCEPTED)
     )
     return _paged(store, stmt)
