@@ -26,7 +26,7 @@ from watchdog.domain import OPEN_STATUSES
 from watchdog.engine.evaluate import Evaluation, Fired, Firing, evaluate
 from watchdog.engine.rules import RuleSet
 from watchdog.store import Store, schema
-from watchdog.store.cases import IN_CHUNK, Facts, select_records, with_events
+from watchdog.store.cases import IN_CHUNK, Facts, id_in, select_records, with_events
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def fired_of(
                 func.max(_f.repeat_no),
                 func.max(_f.acknowledged_at),
             )
-            .where(_f.case_id.in_(case_ids[i : i + IN_CHUNK]))
+            .where(id_in(conn, _f.case_id, case_ids[i : i + IN_CHUNK]))
             .group_by(_f.case_id, _f.stage, _f.step, _f.version)
         )
         for case_id, stage, step, version, last, acked in conn.execute(stmt):
@@ -299,12 +299,6 @@ class Engine:
         report.fired.extend(fid for fid, _ in written)
         report.batches += 1
 
-    def evaluate_batch(
-        self, conn: Connection, facts: Sequence[Facts], now: datetime
-    ) -> list[Evaluation]:
-        fired = fired_of(conn, [r.id for r, _ in facts])
-        return evaluate_facts(self.settings, self.rules, facts, fired, now)
-
     def _apply(
         self,
         conn: Connection,
@@ -373,7 +367,7 @@ class Engine:
         for i in range(0, len(ids), IN_CHUNK):
             conn.execute(
                 update(schema.findings)
-                .where(f.case_id.in_(ids[i : i + IN_CHUNK]), f.resolved_at.is_(None))
+                .where(id_in(conn, f.case_id, ids[i : i + IN_CHUNK]), f.resolved_at.is_(None))
                 .values(resolved_at=now)
             )
         rows = [

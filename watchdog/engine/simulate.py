@@ -31,7 +31,9 @@ def simulate(
     facts = list(open_cases(store))
     with store.engine.connect() as conn:
         fired = fired_of(conn, [r.id for r, _ in facts])
-    return group(_items(facts, fired, settings, rules, start, end, step), settings)
+    messages = group(_items(facts, fired, settings, rules, start, end, step), settings)
+    # what is held past T2 (quiet hours, an open group) is not sent between T1 and T2
+    return [m for m in messages if m.at <= end]
 
 
 def ticks(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:

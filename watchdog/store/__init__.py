@@ -93,6 +93,19 @@ class Store:
             ]
             conn.exec_driver_sql("UPDATE cases SET next_check_at = ? WHERE id = ?", rows)
             return
+        if self.dialect == "postgresql":  # one statement for the whole batch
+            conn.exec_driver_sql(
+                "UPDATE cases SET next_check_at = v.t FROM unnest(%s::bigint[], %s::timestamp[])"
+                " AS v(id, t) WHERE cases.id = v.id",
+                (
+                    [i for i, _ in pairs],
+                    [
+                        None if t is None else t.astimezone(UTC).replace(tzinfo=None)
+                        for _, t in pairs
+                    ],
+                ),
+            )
+            return
         c = schema.cases.c
         conn.execute(
             update(schema.cases)

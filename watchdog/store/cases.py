@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import ARRAY, BigInteger, Connection, any_, bindparam, func, or_, select
 
 from watchdog.domain import OPEN_STATUSES, Status
 from watchdog.engine.deadline import CaseEvent, CaseRecord
@@ -46,13 +46,20 @@ def select_records():
     return select(*RECORD_COLUMNS)
 
 
+def id_in(conn: Connection, column, ids: Sequence[int]):
+    """`column IN (ids)`; on PostgreSQL `= ANY(array)`, one parameter instead of thousands."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+    return column.in_(ids)
+
+
 def events_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, list[CaseEvent]]:
     """Events of many cases at once, in order."""
     out: dict[int, list[CaseEvent]] = {}
     for i in range(0, len(case_ids), IN_CHUNK):
         stmt = (
             select(_e.case_id, _e.kind, _e.at, _e.data)
-            .where(_e.case_id.in_(case_ids[i : i + IN_CHUNK]))
+            .where(id_in(conn, _e.case_id, case_ids[i : i + IN_CHUNK]))
             .order_by(_e.case_id, _e.at, _e.id)
         )
         for row in conn.execute(stmt):
