@@ -24,28 +24,10 @@ from watchdog.calendar import WorkingCalendar
 from watchdog.config import Settings
 from watchdog.config.models import OfficialConfig, ProcedureConfig
 from watchdog.durations import Duration, Unit, compute_due
+from watchdog.sources.fields import FIELDS
 from watchdog.sources.ingest import IngestResult
 
 __all__ = ["DEFAULT_UNIT_HINTS", "FIELDS", "generate_cases", "load_demo", "write_csv"]
-
-FIELDS: tuple[str, ...] = (
-    "case_code",
-    "procedure_code",
-    "unit_code",
-    "received_at",
-    "due_at",
-    "status",
-    "finished_at",
-    "returned_at",
-    "assignee",
-    "applicant_name",
-    "applicant_phone",
-    "channel",
-    "current_step",
-    "step_started_at",
-    "step_handler",
-    "updated_at",
-)
 
 # Which unit handles which procedure in config.example.yaml. Procedures not listed here (or
 # whose units are not configured) go to one leaf unit picked from the procedure code, so any

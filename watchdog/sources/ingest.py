@@ -14,25 +14,13 @@ from typing import Any
 
 from watchdog.domain import Status
 from watchdog.engine.deadline import EventKind
+from watchdog.sources.fields import FIELDS
 from watchdog.store import Store, schema
 
-# Record fields compared to decide whether a case changed (updated_at arrives as source_updated_at).
-_COMPARED = (
-    "procedure_code",
-    "unit_code",
-    "received_at",
-    "due_at",
-    "status",
-    "finished_at",
-    "returned_at",
-    "assignee",
-    "applicant_name",
-    "applicant_phone",
-    "channel",
-    "current_step",
-    "step_started_at",
-    "step_handler",
-    "source_updated_at",
+# Record fields compared to decide whether a case changed (updated_at is kept as
+# source_updated_at: our own updated_at says when *we* last changed the row).
+_COMPARED = tuple(
+    "source_updated_at" if f == "updated_at" else f for f in FIELDS if f != "case_code"
 )
 _UPDATED_ON_CHANGE = (*_COMPARED, "source", "updated_at", "next_check_at")
 
