@@ -124,10 +124,21 @@ def test_set_next_checks_reads_back_as_written(store: Store) -> None:
         conn.execute(schema.cases.insert(), [case_row("A"), case_row("B")])
         ids = dict(conn.execute(select(schema.cases.c.case_code, schema.cases.c.id)).all())
         when = datetime(2026, 11, 20, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=7)))
-        store.set_next_checks(conn, [(ids["A"], when), (ids["B"], None)])
+        store.set_next_checks(conn, [(ids["A"], when, NOW), (ids["B"], None, NOW)])
     c = schema.cases.c
     with store.engine.connect() as conn:
         got = dict(conn.execute(select(c.case_code, c.next_check_at)).all())
         due = conn.execute(select(c.case_code).where(c.next_check_at <= when)).scalars().all()
     assert got == {"A": when, "B": None}
     assert due == ["A"]  # compares as an instant in SQL too
+
+
+def test_set_next_checks_leaves_cases_changed_since_they_were_read(store: Store) -> None:
+    with store.begin() as conn:
+        conn.execute(schema.cases.insert(), [case_row("A", next_check_at=NOW)])
+        case_id = conn.execute(select(schema.cases.c.id)).scalar_one()
+    later = NOW + timedelta(days=3)
+    with store.begin() as conn:  # read at NOW, but an import changed the case since
+        store.set_next_checks(conn, [(case_id, later, NOW - timedelta(seconds=1))])
+    with store.engine.connect() as conn:
+        assert conn.execute(select(schema.cases.c.next_check_at)).scalar_one() == NOW

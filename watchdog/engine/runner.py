@@ -72,6 +72,7 @@ class _Batch:
     facts: list[Facts]
     fired: dict[int, dict[tuple[str, str, str], Fired]]
     cursor: Any
+    read_versions: dict[int, datetime]  # case id -> updated_at when read
     conn: Connection | None = None
     txn: Any = None
     results: Callable[[], list[Evaluation]] = field(default=lambda: [])
@@ -261,7 +262,7 @@ class Engine:
                 return None
             facts = with_events(conn, rows)
             fired = fired_of(conn, [r.id for r, _ in facts])
-            batch = _Batch(facts, fired, cursor_of(rows[-1]))
+            batch = _Batch(facts, fired, cursor_of(rows[-1]), {r.id: r.updated_at for r in rows})
             if locking:
                 batch.conn, batch.txn = conn, txn
             else:
@@ -289,7 +290,7 @@ class Engine:
             batch.conn = self.store.engine.connect()
             batch.txn = batch.conn.begin()
         try:
-            written = self._apply(batch.conn, batch.facts, evaluations, now)
+            written = self._apply(batch.conn, batch.facts, evaluations, now, batch.read_versions)
             if on_firings and written:
                 on_firings(batch.conn, written)
             batch.txn.commit()
@@ -305,6 +306,7 @@ class Engine:
         facts: Sequence[Facts],
         evaluations: Sequence[Evaluation],
         now: datetime,
+        read_versions: dict[int, datetime],
     ) -> list[tuple[int, Firing]]:
         firings = [f for ev in evaluations for f in ev.firings]
         written = self._write_firings(conn, firings, now)
@@ -315,7 +317,7 @@ class Engine:
             if nxt is not None and nxt <= now:  # never spin on a case: look again shortly
                 log.warning("case %s: next check %s is not after %s", record.case_code, nxt, now)
                 nxt = now + RETRY_LATER
-            updates.append((record.id, nxt))
+            updates.append((record.id, nxt, read_versions[record.id]))
         self.store.set_next_checks(conn, updates)
         return written
 

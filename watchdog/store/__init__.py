@@ -18,6 +18,14 @@ __all__ = ["Store", "schema"]
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
+def _naive_utc(t: datetime | None) -> datetime | None:
+    return None if t is None else t.astimezone(UTC).replace(tzinfo=None)
+
+
+def _sqlite_text(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).strftime(_SQLITE_DATETIME)
+
+
 class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -77,41 +85,44 @@ class Store:
         return self._insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
     def set_next_checks(
-        self, conn: Connection, pairs: Sequence[tuple[int, datetime | None]]
+        self,
+        conn: Connection,
+        plans: Sequence[tuple[int, datetime | None, datetime]],
     ) -> None:
         """Set many cases' next_check_at at once: the engine's hottest write.
 
+        Each plan is (case id, next instant, the case's updated_at when it was read). A case
+        changed since it was read (an import, an event) keeps the `now` its change set, so it
+        is evaluated again rather than planned from stale data.
         On SQLite the values go straight to the driver in the text form SQLAlchemy stores
         DATETIME in (tests/integration/test_store.py checks they read back the same).
         """
-        if not pairs:
+        if not plans:
             return
         if self.dialect == "sqlite":
-            rows = [
-                (None if t is None else t.astimezone(UTC).strftime(_SQLITE_DATETIME), i)
-                for i, t in pairs
-            ]
-            conn.exec_driver_sql("UPDATE cases SET next_check_at = ? WHERE id = ?", rows)
+            rows = [(_sqlite_text(t), i, _sqlite_text(seen)) for i, t, seen in plans]
+            conn.exec_driver_sql(
+                "UPDATE cases SET next_check_at = ? WHERE id = ? AND updated_at = ?", rows
+            )
             return
         if self.dialect == "postgresql":  # one statement for the whole batch
             conn.exec_driver_sql(
-                "UPDATE cases SET next_check_at = v.t FROM unnest(%s::bigint[], %s::timestamp[])"
-                " AS v(id, t) WHERE cases.id = v.id",
+                "UPDATE cases SET next_check_at = v.t"
+                " FROM unnest(%s::bigint[], %s::timestamp[], %s::timestamp[]) AS v(id, t, seen)"
+                " WHERE cases.id = v.id AND cases.updated_at = v.seen",
                 (
-                    [i for i, _ in pairs],
-                    [
-                        None if t is None else t.astimezone(UTC).replace(tzinfo=None)
-                        for _, t in pairs
-                    ],
+                    [i for i, _, _ in plans],
+                    [_naive_utc(t) for _, t, _ in plans],
+                    [_naive_utc(seen) for _, _, seen in plans],
                 ),
             )
             return
         c = schema.cases.c
         conn.execute(
             update(schema.cases)
-            .where(c.id == bindparam("case_id"))
+            .where(c.id == bindparam("case_id"), c.updated_at == bindparam("seen"))
             .values(next_check_at=bindparam("next_at")),
-            [{"case_id": i, "next_at": t} for i, t in pairs],
+            [{"case_id": i, "next_at": t, "seen": seen} for i, t, seen in plans],
         )
 
     def existing(self, conn: Connection, column, values: Sequence[Any]) -> dict[Any, Any]:

@@ -20,7 +20,7 @@ IN_CHUNK = 5000
 Facts = tuple[CaseRecord, tuple[CaseEvent, ...]]
 
 # The columns a CaseRecord is made of, in its field order (CaseRecord.from_row relies on it),
-# plus next_check_at for the engine's keyset paging.
+# plus next_check_at for the engine's keyset paging and updated_at to write plans safely.
 RECORD_COLUMNS = (
     _c.case_code,
     _c.procedure_code,
@@ -39,6 +39,7 @@ RECORD_COLUMNS = (
     _c.source_updated_at,
     _c.id,
     _c.next_check_at,
+    _c.updated_at,
 )
 
 
