@@ -177,6 +177,8 @@ def run(n: int, database: str | None, due_cases: int, workers: int) -> dict:
         store = Store.open(settings.database_url, migrate=False)
         store.upgrade()
         insert_s, _ = timed(lambda: load_cases(store, n, limit_days(settings)))
+        with store.begin() as conn:  # a live database has statistics (autovacuum); give them
+            conn.execute(text("ANALYZE"))
         engine = Engine(store, settings, rules, batch_size=2000, workers=workers)
 
         plan_s, planned = timed(lambda: engine.replan_all(NOW))
