@@ -266,3 +266,25 @@ def test_findings_after_a_run(province: Path) -> None:
     r = watchdog("--config", str(province), "findings", "--format", "jsonl", cwd=cwd)
     kinds = sorted((json.loads(x)["kind"], json.loads(x)["subject"]) for x in r.stdout.splitlines())
     assert kinds == [("no_assignee", "X1"), ("unknown_procedure", "X1")]
+
+
+def test_check_reports_rule_errors_with_file_and_line(province: Path) -> None:
+    cwd = province.parent
+    (cwd / "rules.yaml").write_text(
+        "policies:\n"
+        "  - name: p\n"
+        "    stages:\n"
+        "      - id: due_soon\n"
+        '        when: {remaining: "1 dy"}\n'
+        "        notify: [assignee]\n",
+        encoding="utf-8",
+    )
+    with province.open("a", encoding="utf-8") as f:
+        f.write("rules: [rules.yaml]\n")
+    r = watchdog("--config", str(province), "check", cwd=cwd)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"{cwd / 'rules.yaml'}:5: policies[0].stages[0].when.remaining: expected a duration "
+        'such as "15 working_days", "4 working_hours", "30 calendar_days" or "0 working_days", '
+        "got '1 dy'"
+    )
