@@ -381,6 +381,21 @@ class _Generator:
         return f"{family} {rng.choice(_MIDDLE[sex])} {rng.choice(_GIVEN[sex])}"
 
 
+def with_data_problems(settings: Settings, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Two flaws real exports have, so `watchdog findings` has something to show: an open
+    case whose appointment (ngày hẹn trả) is three working days later than the law allows,
+    and an open case nobody has been assigned to."""
+    open_rows = [r for r in rows if r["status"] in (2, 4) and r["due_at"] is None]
+    if len(open_rows) >= 2:
+        late, unassigned = open_rows[len(open_rows) // 3], open_rows[2 * len(open_rows) // 3]
+        calendar = settings.calendar_for(late["unit_code"])
+        procedure = settings.procedures[late["procedure_code"]]
+        due = compute_due(calendar, late["received_at"], procedure.limit)
+        late["due_at"] = calendar.add_working(due, 3 * calendar.day_seconds)
+        unassigned["assignee"] = None
+    return rows
+
+
 def load_demo(store: Any, settings: Settings, now: datetime, count: int = 300) -> IngestResult:
     """Load the demo cases once into an empty database, through the same path as an import.
 
@@ -397,7 +412,7 @@ def load_demo(store: Any, settings: Settings, now: datetime, count: int = 300) -
         if conn.execute(select(exists().where(schema.cases.c.source == "demo"))).scalar():
             return IngestResult()
     records = []
-    for row in generate_cases(settings, now, count):
+    for row in with_data_problems(settings, generate_cases(settings, now, count)):
         problems = RowProblems()
         records.append(normalize_case(row, settings, problems))
         if problems:

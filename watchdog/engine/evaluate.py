@@ -19,6 +19,7 @@ from watchdog.config import Settings
 from watchdog.engine.deadline import CaseEvent, CaseRecord, StepRun, Timeline, timeline
 from watchdog.engine.recipients import Delivery, deliveries_for, resolve_recipients
 from watchdog.engine.rules import CompiledStage, WhenKind
+from watchdog.timefmt import show
 
 ONE_SECOND = timedelta(seconds=1)
 
@@ -294,9 +295,9 @@ def findings_of(
                 Finding(
                     "due_mismatch",
                     code,
-                    f"appointment {tl.source_due.isoformat()} differs from the computed due "
-                    f"{tl.computed_due.isoformat()} by {gap / calendar.day_seconds:+.1f} "
-                    "working days",
+                    f"appointment {show(tl.source_due, calendar.tz)} differs from the computed "
+                    f"due {show(tl.computed_due, calendar.tz)} by "
+                    f"{gap / calendar.day_seconds:+.1f} working days",
                 )
             )
     if tl.extensions > 1:
