@@ -15,11 +15,21 @@ _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 FORMATS_HELP = "ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss"
 
 
+MIN_YEAR, MAX_YEAR = 1900, 2200  # what the working-time calendar covers
+
+
 def parse_when(value: object, tz: tzinfo) -> datetime | date:
     """An aware datetime, or a bare date when the value holds no time of day.
 
     Values without a zone are local time in `tz`. Raises ValueError naming the accepted forms.
     """
+    when = _parse_when(value, tz)
+    if not MIN_YEAR <= when.year <= MAX_YEAR:
+        raise ValueError(f"year {when.year} is outside {MIN_YEAR}-{MAX_YEAR}: {value!r}")
+    return when
+
+
+def _parse_when(value: object, tz: tzinfo) -> datetime | date:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=tz)
     if isinstance(value, date):

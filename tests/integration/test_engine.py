@@ -255,3 +255,87 @@ def test_worker_processes_write_what_one_process_writes(
     single = Engine(single_store, settings, load_rules(settings, env={}), batch_size=40)
     single.tick(at("16/11/2026 10:00"))
     assert pooled_keys == firing_keys(single_store) and len(pooled_keys) > 40
+
+
+# ----- found in review ------------------------------------------------------------------------
+
+
+def test_a_case_that_cannot_be_evaluated_does_not_stop_the_others(
+    store: Store, db_url: str, province: Path
+) -> None:
+    e = engine(db_url, province)
+    load(
+        store,
+        e.settings,
+        [CASE | {"case_code": f"OK-{i}"} for i in range(3)],
+        at("02/11/2026 09:00"),
+    )
+    with store.begin() as conn:  # a row no import would accept, written by another tool
+        bad = {
+            "case_code": "BAD",
+            "procedure_code": "2.000488",
+            "unit_code": "STP.HC",
+            "received_at": datetime(1850, 1, 1, tzinfo=VN),
+            "status": 4,
+            "assignee": "chuyenvien",
+            "created_at": at("02/11/2026 09:00"),
+            "updated_at": at("02/11/2026 09:00"),
+            "next_check_at": at("02/11/2026 09:00"),
+        }
+        conn.execute(schema.cases.insert(), [bad])
+    report = e.tick(at("13/11/2026 09:30"))
+    assert report.evaluated == 4
+    assert len(report.fired) == 3  # due_soon for the three good cases
+    from watchdog.store.findings import open_findings
+
+    assert [f["kind"] for f in open_findings(store)] == ["evaluation_error"]
+    assert e.tick(at("13/11/2026 09:31")).evaluated == 0  # not retried in a loop
+
+
+def test_a_tick_drains_every_batch_whatever_the_server_time_zone(
+    store: Store, db_url: str, province: Path
+) -> None:
+    url = db_url
+    if url.startswith("postgresql"):
+        url += "%20" + "-ctimezone%3DAsia/Ho_Chi_Minh"  # a server set to Vietnam's zone
+    e = Engine(
+        Store.open(url, migrate=False),
+        load_settings(province, env={}),
+        load_rules(load_settings(province, env={}), env={}),
+        batch_size=2,
+    )
+    load(
+        store,
+        e.settings,
+        [CASE | {"case_code": f"HS-{i}"} for i in range(5)],
+        at("02/11/2026 09:00"),
+    )
+    report = e.tick(at("02/11/2026 09:05"))
+    assert (report.evaluated, report.batches) == (5, 3)
+
+
+def test_an_appointment_given_later_starts_a_new_due_version(
+    store: Store, db_url: str, province: Path
+) -> None:
+    e = engine(db_url, province)
+    load(store, e.settings, [CASE], at("02/11/2026 09:00"))  # computed due 16/11 09:00
+    e.tick(at("13/11/2026 09:30"))
+    # the source now gives its appointment, 20/11 17:00: due_soon applies again to it
+    load(store, e.settings, [CASE | {"due_at": "20/11/2026 17:00"}], at("13/11/2026 10:00"))
+    e.tick(at("19/11/2026 17:00"))
+    assert firing_keys(store) == [("p/due_soon", "0", 0), ("p/due_soon", "1", 0)]
+    from watchdog.store.findings import open_findings
+
+    assert [f["kind"] for f in open_findings(store)] == ["due_mismatch"]  # +3.x days, not gia hạn
+
+
+def test_two_appointment_changes_at_one_instant_are_both_kept(
+    store: Store, db_url: str, province: Path
+) -> None:
+    e = engine(db_url, province)
+    first = CASE | {"due_at": "16/11/2026 09:00", "updated_at": "13/11/2026"}
+    load(store, e.settings, [first], at("02/11/2026 09:00"))
+    load(store, e.settings, [first | {"due_at": "30/12/2026 17:00"}], at("13/11/2026 10:00"))
+    load(store, e.settings, [first | {"due_at": "20/11/2026 17:00"}], at("13/11/2026 10:05"))
+    e.tick(at("19/11/2026 17:00"))  # one working day before the corrected appointment
+    assert ("p/due_soon", "2", 0) in firing_keys(store)

@@ -565,3 +565,35 @@ def test_next_check_at_with_an_empty_window_before_a_late_overdue(settings) -> N
     e = run(settings, case(), specs, vn(2026, 3, 2, 9))
     assert e.firings == []
     assert e.next_check_at == vn(2026, 3, 18, 8)
+
+
+# ----- found in review ------------------------------------------------------------------------
+
+
+def test_a_stage_inhibited_by_an_open_window_is_planned_for_when_it_closes(settings) -> None:
+    # due 16/03 08:00. `soon` (2 working days left) opens Thu 12/03 08:00 and inhibits `quiet`
+    # (idle 3 working days since received 02/03 08:00: opens Thu 05/03 08:00, holds on).
+    specs = [
+        stage("soon", {"remaining": "2 working_days"}, inhibits=["quiet"]),
+        stage("quiet", {"idle": "3 working_days"}),
+    ]
+    e = run(settings, case(), specs, vn(2026, 3, 12, 9), fired={})
+    assert fired_keys(e) == [("p/soon", "", "0", 0)]  # quiet is held back...
+    assert e.next_check_at == A_DUE  # ...until soon's window closes at the due
+    e = run(settings, case(), specs, A_DUE, fired={("p/soon", "", "0"): Fired(0)})
+    assert [k[0] for k in fired_keys(e)] == ["p/quiet"]
+
+
+def test_a_lengthened_repeat_neither_resends_nor_goes_silent(settings) -> None:
+    # `od` repeated daily up to repeat 9 (due 27/03 08:00:01); the admin changes the repeat
+    # to 5 working days. On Mon 30/03 10:00 repeat 2 of the new interval (first + 10 days =
+    # Mon 30/03 08:00:01) is due and later than the last one sent: it goes, as number 10.
+    last = vn(2026, 3, 27, 8, 0, 1)
+    fired = {KEY: Fired(9, False, last)}
+    weekly = stage("od", OVERDUE_REPEAT, repeat="5 working_days")
+    e = run(settings, case(), [weekly], vn(2026, 3, 30, 10), fired=fired)
+    assert fired_keys(e) == [("p/od", "", "0", 10)]
+    assert e.firings[0].fire_at == vn(2026, 3, 30, 8, 0, 1)
+    # and with the daily repeat, what was sent is not sent again
+    e = run(settings, case(), [od()], vn(2026, 3, 27, 9), fired=fired)
+    assert e.firings == []

@@ -607,3 +607,9 @@ def test_date_only_finished_on_the_received_day_is_not_before_received(
 def test_unknown_unit_uses_the_default_calendar(settings: Settings) -> None:
     out = good(settings, unit_code="KHONG.CO", due_at="16/03/2026")
     assert_instant(out["due_at"], vn(2026, 3, 16, 17, 0))
+
+
+def test_years_outside_the_calendar_are_rejected(settings: Settings) -> None:
+    # a typo for 2026 must not reach the engine, whose calendar covers 1900-2200
+    _, problems = normalize(settings, received_at="02/03/0226 09:00")
+    assert problems == [("received_at", "year 226 is outside 1900-2200: '02/03/0226 09:00'")]

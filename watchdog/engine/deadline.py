@@ -53,6 +53,8 @@ class EventKind(StrEnum):
 
 
 _STATUSES = {int(s): s for s in Status}
+# New appointments that are not a gia hạn: reset after documents arrived, or first given.
+_NOT_EXTENSIONS = ("supplement", "appointment")
 # Replay order of events at the same instant: a completed supplement before a new appointment.
 _ORDER = {k: i for i, k in enumerate(EventKind)}
 
@@ -159,12 +161,16 @@ def timeline(
         compute_due(calendar, case.received_at, procedure.limit, start) if procedure else None
     )
     ordered = sorted(events, key=lambda e: (e.at, _ORDER.get(e.kind, 99)))
-    # The first appointment: the one an extension replaced, else the source's, else computed.
+    # The first appointment: the one an extension replaced, else the one the source first
+    # gave (until then the computed due applied), else the record's.
     first_ext = next((e for e in ordered if e.kind == EventKind.EXTENDED), None)
-    source_due = _instant(first_ext.data.get("previous_due")) if first_ext else None
-    if source_due is None and first_ext is None:
+    if first_ext is None:
         source_due = case.due_at
-    due = source_due or computed
+        due = source_due or computed
+    elif first_ext.data.get("previous_due"):
+        source_due = due = _instant(first_ext.data["previous_due"])
+    else:
+        source_due, due = _instant(first_ext.data.get("new_due")), computed
     version = extensions = supplements = waited = 0
     waiting_since: datetime | None = None
     last_activity = case.received_at
@@ -188,7 +194,7 @@ def timeline(
             if new_due is not None:
                 due = new_due
                 version += 1
-                if e.data.get("reason") != "supplement":
+                if e.data.get("reason") not in _NOT_EXTENSIONS:
                     extensions += 1
     if case.status.is_waiting and waiting_since is None:
         # Waiting with no request on record (e.g. first seen already waiting): since last news.

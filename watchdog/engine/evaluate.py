@@ -38,6 +38,14 @@ class Fired:
 
     last_repeat: int
     acknowledged: bool = False
+    last_fire_at: datetime | None = None  # when the last one came due (None: compare numbers)
+
+    def covers(self, n: int, fire_at: datetime) -> bool:
+        """Whether repeat `n`, due at `fire_at`, was already written. Instants are compared
+        when known, so a `repeat` changed by a rules reload neither re-sends nor goes silent."""
+        if self.last_fire_at is not None:
+            return fire_at <= self.last_fire_at
+        return n <= self.last_repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +205,11 @@ def evaluate(
         for key, w in windows.items()
         if w is not None and w.first <= now and (w.end is None or now < w.end)
     }
-    inhibited = {other for s in stages if s.key in active for other in s.inhibits}
+    inhibitors: dict[str, list[_Window]] = {}
+    for s in stages:
+        if s.key in active:
+            for other in s.inhibits:
+                inhibitors.setdefault(other, []).append(windows[s.key])  # type: ignore[arg-type]
     upcoming: list[datetime] = []
     for s in stages:
         w = windows[s.key]
@@ -218,10 +230,16 @@ def evaluate(
             nxt = calendar.add_working(w.first, (n + 1) * repeat_s)
             if w.end is None or nxt < w.end:
                 upcoming.append(nxt)
-        if s.key in inhibited or (before is not None and before.last_repeat >= n):
+        if s.key in inhibitors:
+            # look again when the inhibiting windows close: this stage may fire then
+            upcoming.extend(iw.end for iw in inhibitors[s.key] if iw.end is not None)
             continue
         fire_at = calendar.add_working(w.first, n * repeat_s) if n else w.first
-        result.firings.append(_firing(case, s, w, n, fire_at, tl, run, settings, now))
+        if before is not None and before.covers(n, fire_at):
+            continue
+        # a repeat number is never reused, even when a new interval counts fewer repeats
+        number = n if before is None else max(n, before.last_repeat + 1)
+        result.firings.append(_firing(case, s, w, number, fire_at, tl, run, settings, now))
     result.next_check_at = min(upcoming) if upcoming else None
     return result
 

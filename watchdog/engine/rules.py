@@ -314,7 +314,10 @@ def load_rules(settings: Settings, env: dict[str, str] | None = None) -> RuleSet
     # Procedures and calendars shape every instant the rules produce: they are part of the hash.
     digest.update(
         repr(
-            sorted((p.code, str(p.limit), p.on_supplement) for p in settings.config.procedures)
+            sorted(
+                (p.code, str(p.limit), p.on_supplement, [(s.code, str(s.allot)) for s in p.steps])
+                for p in settings.config.procedures
+            )
         ).encode()
     )
     digest.update(repr(sorted(settings.config.calendars.items())).encode())

@@ -16,17 +16,18 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, select, tuple_, update
 
 from watchdog.config import Settings
 from watchdog.domain import OPEN_STATUSES
-from watchdog.engine.evaluate import Evaluation, Fired, Firing, evaluate
+from watchdog.engine.evaluate import Evaluation, Finding, Fired, Firing, evaluate
 from watchdog.engine.rules import RuleSet
 from watchdog.store import Store, schema
 from watchdog.store.cases import IN_CHUNK, Facts, id_in, select_records, with_events
+from watchdog.store.schema import UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,18 @@ def fired_of(
                 _f.version,
                 func.max(_f.repeat_no),
                 func.max(_f.acknowledged_at),
+                func.max(_f.fire_at),
             )
             .where(id_in(conn, _f.case_id, case_ids[i : i + IN_CHUNK]))
             .group_by(_f.case_id, _f.stage, _f.step, _f.version)
         )
-        for case_id, stage, step, version, last, acked in conn.execute(stmt):
-            out.setdefault(case_id, {})[(stage, step, version)] = Fired(last, acked is not None)
+        for case_id, stage, step, version, last, acked, fire_at in conn.execute(stmt):
+            if isinstance(fire_at, str):  # SQLite hands aggregates back untyped
+                fire_at = datetime.fromisoformat(fire_at).replace(tzinfo=UTC)
+            elif fire_at is not None and fire_at.tzinfo is None:
+                fire_at = fire_at.replace(tzinfo=UTC)
+            fired = Fired(last, acked is not None, fire_at)
+            out.setdefault(case_id, {})[(stage, step, version)] = fired
     return out
 
 
@@ -93,7 +100,12 @@ def evaluate_facts(
     out = []
     for record, events in facts:
         stages = rules.stages_for(settings, record.procedure_code, record.unit_code, record.channel)
-        out.append(evaluate(record, events, stages, settings, fired.get(record.id, {}), now))
+        try:
+            out.append(evaluate(record, events, stages, settings, fired.get(record.id, {}), now))
+        except Exception as e:  # one broken case must not stop the others
+            log.exception("case %s cannot be evaluated", record.case_code)
+            problem = Finding("evaluation_error", record.case_code, f"{type(e).__name__}: {e}")
+            out.append(Evaluation(findings=[problem]))  # not planned again until it changes
     return out
 
 
@@ -233,7 +245,9 @@ class Engine:
         """Cases whose next_check_at has come, in that order (the index), after `cursor`."""
         stmt = select_records().where(_c.next_check_at <= now)
         if cursor is not None:
-            stmt = stmt.where(tuple_(_c.next_check_at, _c.id) > tuple_(*cursor))
+            # typed like the column: naive UTC, whatever the server's time zone
+            after = tuple_(bindparam(None, cursor[0], UTCDateTime()), bindparam(None, cursor[1]))
+            stmt = stmt.where(tuple_(_c.next_check_at, _c.id) > after)
         stmt = stmt.order_by(_c.next_check_at, _c.id).limit(self.batch_size)
         return stmt, lambda row: (row.next_check_at, row.id)
 

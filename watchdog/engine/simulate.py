@@ -57,7 +57,8 @@ def _items(facts, fired, settings: Settings, rules: RuleSet, start, end, step) -
             ev = evaluate(record, events, stages, settings, known, t)
             for f in ev.firings:
                 k = (f.key.stage, f.key.step, f.key.version)
-                known[k] = Fired(f.key.repeat_no, known[k].acknowledged if k in known else False)
+                acked = known[k].acknowledged if k in known else False
+                known[k] = Fired(f.key.repeat_no, acked, f.fire_at)
                 for d in f.deliveries:
                     yield Item(
                         d.recipient,

@@ -92,7 +92,9 @@ def upsert_cases(
 
 
 def _event(kind: EventKind, at: datetime, **data: Any) -> dict[str, Any]:
-    extra = data.get("step") or data.get("to") or ""
+    extra = data.get("step") or data.get("to") or data.get("new_due") or ""
+    if isinstance(extra, datetime):
+        extra = extra.astimezone(UTC).isoformat()
     return {
         "event_id": f"{kind.value}:{at.astimezone(UTC).isoformat()}:{extra}",
         "kind": kind.value,
@@ -129,7 +131,10 @@ def derive_events(old: Any, new: dict[str, Any], now: datetime) -> list[dict[str
         out.append(_event(EventKind.SUPPLEMENT_REQUESTED, at))
     if supplement_done:
         out.append(_event(EventKind.SUPPLEMENT_RECEIVED, at))
-    if old["due_at"] is not None and new["due_at"] is not None and old["due_at"] != new["due_at"]:
+    if old["due_at"] is None and new["due_at"] is not None:
+        # the source gives its appointment for the first time: a new due, not an extension
+        out.append(_event(EventKind.EXTENDED, at, new_due=new["due_at"], reason="appointment"))
+    elif old["due_at"] is not None and new["due_at"] is not None and old["due_at"] != new["due_at"]:
         reason = "supplement" if supplement_done else "extension"
         out.append(
             _event(
