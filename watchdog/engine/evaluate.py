@@ -207,7 +207,7 @@ def evaluate(
     }
     inhibitors: dict[str, list[_Window]] = {}
     for s in stages:
-        if s.key in active:
+        if s.inhibits and s.key in active:
             for other in s.inhibits:
                 inhibitors.setdefault(other, []).append(windows[s.key])  # type: ignore[arg-type]
     upcoming: list[datetime] = []
