@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, func, select, text, update  # noqa: E402
 
 from watchdog.config import load_settings  # noqa: E402
+from watchdog.engine.evaluate import evaluate  # noqa: E402
 from watchdog.engine.rules import load_rules  # noqa: E402
-from watchdog.engine.runner import Engine, evaluate_facts, fired_of  # noqa: E402
+from watchdog.engine.runner import Engine, fired_of  # noqa: E402
 from watchdog.store import Store, schema  # noqa: E402
 from watchdog.store.cases import open_cases  # noqa: E402
 
@@ -148,7 +149,11 @@ def naive_scan(store: Store, engine: Engine) -> int:
     def flush() -> None:
         with store.engine.connect() as conn:
             fired = fired_of(conn, [r.id for r, _ in batch])
-        evaluate_facts(engine.settings, engine.rules, batch, fired, NOW)
+        for record, events in batch:
+            stages = engine.rules.stages_for(
+                engine.settings, record.procedure_code, record.unit_code, record.channel
+            )
+            evaluate(record, events, stages, engine.settings, fired.get(record.id, {}), NOW)
         batch.clear()
 
     for facts in open_cases(store):

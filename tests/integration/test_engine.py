@@ -339,3 +339,23 @@ def test_two_appointment_changes_at_one_instant_are_both_kept(
     load(store, e.settings, [first | {"due_at": "20/11/2026 17:00"}], at("13/11/2026 10:05"))
     e.tick(at("19/11/2026 17:00"))  # one working day before the corrected appointment
     assert ("p/due_soon", "2", 0) in firing_keys(store)
+
+
+def test_a_failing_evaluation_releases_the_batch(
+    store: Store, db_url: str, province: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error while evaluating (a bug, not bad data) must not leave the batch's connection,
+    and on PostgreSQL its row locks, behind: the next tick must be able to claim the cases."""
+    from watchdog.engine import runner
+
+    e = engine(db_url, province)
+    load(store, e.settings, [CASE], at("02/11/2026 09:00"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug in the evaluation")
+
+    monkeypatch.setattr(runner, "evaluate_facts", broken)
+    with pytest.raises(RuntimeError):
+        e.tick(at("02/11/2026 09:05"))
+    monkeypatch.undo()
+    assert engine(db_url, province).tick(at("02/11/2026 09:05")).evaluated == 1

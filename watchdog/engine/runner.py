@@ -23,10 +23,19 @@ from sqlalchemy import Connection, bindparam, func, select, tuple_, update
 
 from watchdog.config import Settings
 from watchdog.domain import OPEN_STATUSES
+from watchdog.engine.deadline import CaseRecord
 from watchdog.engine.evaluate import Evaluation, Finding, Fired, Firing, evaluate
 from watchdog.engine.rules import RuleSet
 from watchdog.store import Store, schema
-from watchdog.store.cases import IN_CHUNK, Facts, id_in, select_records, with_events
+from watchdog.store.cases import (
+    CODE,
+    ID,
+    IN_CHUNK,
+    RawFacts,
+    id_in,
+    raw_with_events,
+    select_records,
+)
 from watchdog.store.schema import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -76,7 +85,7 @@ def fired_of(
 
 @dataclass
 class _Batch:
-    facts: list[Facts]
+    facts: list[RawFacts]
     fired: dict[int, dict[tuple[str, str, str], Fired]]
     cursor: Any
     read_versions: dict[int, datetime]  # case id -> updated_at when read
@@ -93,12 +102,13 @@ class _Batch:
 def evaluate_facts(
     settings: Settings,
     rules: RuleSet,
-    facts: Sequence[Facts],
+    facts: Sequence[RawFacts],
     fired: dict[int, dict[tuple[str, str, str], Fired]],
     now: datetime,
 ) -> list[Evaluation]:
     out = []
-    for record, events in facts:
+    for row, events in facts:
+        record = CaseRecord.from_row(row)
         stages = rules.stages_for(settings, record.procedure_code, record.unit_code, record.channel)
         try:
             out.append(evaluate(record, events, stages, settings, fired.get(record.id, {}), now))
@@ -117,13 +127,14 @@ def _worker_init(payload: bytes) -> None:
     _WORKER_STATE = pickle.loads(payload)
 
 
-def _worker_evaluate(facts, fired, now) -> list[Evaluation]:
+def _worker_evaluate(facts, fired, now) -> list[tuple]:
+    """Evaluate in a worker; the answer travels as plain tuples (pickled far faster)."""
     assert _WORKER_STATE is not None, "worker not initialised"
     settings, rules = _WORKER_STATE
-    evaluations = evaluate_facts(settings, rules, facts, fired, now)
-    for ev in evaluations:
-        ev.timeline = None  # not needed by the writer; keeps the answer small
-    return evaluations
+    return [
+        (ev.firings, ev.next_check_at, ev.findings)
+        for ev in evaluate_facts(settings, rules, facts, fired, now)
+    ]
 
 
 class Engine:
@@ -228,8 +239,8 @@ class Engine:
                 if batch is None:
                     break
                 cursor = batch.cursor
+                inflight.append(batch)  # from here on `finally` closes it, whatever happens
                 batch.results = self._submit(batch, now)
-                inflight.append(batch)
                 if len(inflight) > self.workers:
                     self._finish(inflight.popleft(), now, report, on_firings)
                 if len(batch.facts) < self.batch_size:
@@ -274,8 +285,8 @@ class Engine:
                 txn.rollback()
                 conn.close()
                 return None
-            facts = with_events(conn, rows)
-            fired = fired_of(conn, [r.id for r, _ in facts])
+            facts = raw_with_events(conn, rows)
+            fired = fired_of(conn, [row[ID] for row, _ in facts])
             batch = _Batch(facts, fired, cursor_of(rows[-1]), {r.id: r.updated_at for r in rows})
             if locking:
                 batch.conn, batch.txn = conn, txn
@@ -296,7 +307,11 @@ class Engine:
             self._pool.submit(_worker_evaluate, batch.facts[i : i + n], batch.fired, now)
             for i in range(0, len(batch.facts), n)
         ]
-        return lambda: [ev for f in futures for ev in f.result()]
+        return lambda: [
+            Evaluation(firings, next_at, findings)
+            for f in futures
+            for firings, next_at, findings in f.result()
+        ]
 
     def _finish(self, batch: _Batch, now: datetime, report: TickReport, on_firings) -> None:
         evaluations = batch.results()
@@ -317,7 +332,7 @@ class Engine:
     def _apply(
         self,
         conn: Connection,
-        facts: Sequence[Facts],
+        facts: Sequence[RawFacts],
         evaluations: Sequence[Evaluation],
         now: datetime,
         read_versions: dict[int, datetime],
@@ -326,12 +341,12 @@ class Engine:
         written = self._write_firings(conn, firings, now)
         self._write_findings(conn, facts, evaluations, now)
         updates = []
-        for (record, _), ev in zip(facts, evaluations, strict=True):
+        for (row, _), ev in zip(facts, evaluations, strict=True):
             nxt = ev.next_check_at
             if nxt is not None and nxt <= now:  # never spin on a case: look again shortly
-                log.warning("case %s: next check %s is not after %s", record.case_code, nxt, now)
+                log.warning("case %s: next check %s is not after %s", row[CODE], nxt, now)
                 nxt = now + RETRY_LATER
-            updates.append((record.id, nxt, read_versions[record.id]))
+            updates.append((row[ID], nxt, read_versions[row[ID]]))
         self.store.set_next_checks(conn, updates)
         return written
 
@@ -374,12 +389,12 @@ class Engine:
     def _write_findings(
         self,
         conn: Connection,
-        facts: Sequence[Facts],
+        facts: Sequence[RawFacts],
         evaluations: Sequence[Evaluation],
         now: datetime,
     ) -> None:
         f = schema.findings.c
-        ids = [r.id for r, _ in facts]
+        ids = [row[ID] for row, _ in facts]
         for i in range(0, len(ids), IN_CHUNK):
             conn.execute(
                 update(schema.findings)
@@ -388,14 +403,14 @@ class Engine:
             )
         rows = [
             {
-                "case_id": record.id,
+                "case_id": row[ID],
                 "kind": x.kind,
                 "subject": x.subject,
                 "detail": x.detail,
                 "found_at": now,
                 "resolved_at": None,
             }
-            for (record, _), ev in zip(facts, evaluations, strict=True)
+            for (row, _), ev in zip(facts, evaluations, strict=True)
             for x in ev.findings
         ]
         for i in range(0, len(rows), 1000):

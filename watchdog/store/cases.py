@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ARRAY, BigInteger, Connection, any_, bindparam, func, or_, select
 
@@ -66,6 +67,17 @@ def events_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, list[CaseE
         for row in conn.execute(stmt):
             out.setdefault(row.case_id, []).append(CaseEvent(row.kind, row.at, row.data or {}))
     return out
+
+
+# A case as the engine's batches carry it: the RECORD_COLUMNS values as a plain tuple (cheap to
+# send to a worker process, CaseRecord.from_row makes the record there) and its events.
+RawFacts = tuple[tuple[Any, ...], tuple[CaseEvent, ...]]
+ID, CODE = 15, 0  # positions in RECORD_COLUMNS
+
+
+def raw_with_events(conn: Connection, rows: Sequence) -> list[RawFacts]:
+    events = events_of(conn, [r[ID] for r in rows])
+    return [(tuple(r[:16]), tuple(events.get(r[ID], ()))) for r in rows]
 
 
 def with_events(conn: Connection, rows: Sequence) -> list[Facts]:
