@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 from pydantic import BaseModel, ValidationError
 
 from watchdog.calendar import WorkingCalendar
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "default_config_path",
+    "format_path",
     "load_settings",
     "validate_model",
 ]
@@ -256,8 +258,6 @@ def check_references(
         )
     for name, cal in c.calendars.items():
         try:
-            import holidays
-
             holidays.country_holidays(cal.country)
         except NotImplementedError:
             err(
@@ -328,6 +328,3 @@ def _in_cycle(settings: Settings, code: str) -> bool:
             return True
         cur, steps = settings.units[cur].parent, steps + 1
     return False
-
-
-__all__ += ["format_path"]

@@ -81,9 +81,7 @@ def raw_with_events(conn: Connection, rows: Sequence) -> list[RawFacts]:
 
 
 def with_events(conn: Connection, rows: Sequence) -> list[Facts]:
-    records = [CaseRecord.from_row(r) for r in rows]
-    events = events_of(conn, [r.id for r in records])
-    return [(r, tuple(events.get(r.id, ()))) for r in records]
+    return [(CaseRecord.from_row(row), events) for row, events in raw_with_events(conn, rows)]
 
 
 def _paged(store: Store, stmt) -> Iterator[Facts]:
