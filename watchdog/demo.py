@@ -250,7 +250,9 @@ class _Generator:
             "assignee": self._assignee(unit),
             "applicant_name": self._name(),
             "applicant_phone": rng.choice(_MOBILE) + f"{rng.randrange(10**7):07d}",
-            "channel": rng.choices([c for c, _ in _CHANNELS], [w for _, w in _CHANNELS])[0],
+            "submission_channel": rng.choices([c for c, _ in _CHANNELS], [w for _, w in _CHANNELS])[
+                0
+            ],
         }
         if target == "on_track" and not (
             due > now and cal.working_seconds_between(now, due) > cal.day_seconds

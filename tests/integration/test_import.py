@@ -129,8 +129,8 @@ def test_csv_with_vietnamese_headers_keeps_good_rows_and_names_bad_ones(
     assert "'31/02/2026 08:00'" in p[0]
     assert p[1] == "hoso.csv: row 5, column Mã hồ sơ (case_code): required value is missing"
     assert (
-        "hoso.csv: row 6, column Kênh thực hiện (channel): expected a channel 1 (direct), "
-        "2 (online) or 3 (postal) or its name, got 'fax'"
+        "hoso.csv: row 6, column Kênh thực hiện (submission_channel): "
+        "expected a channel 1 (direct), 2 (online) or 3 (postal) or its name, got 'fax'"
     ) in p
     assert p[-1] == (
         "hoso.csv: row 9, column Ngày kết thúc xử lý (finished_at): "
@@ -151,7 +151,7 @@ def test_csv_with_vietnamese_headers_keeps_good_rows_and_names_bad_ones(
     assert a["assignee"] == "chuyenvien"
     assert a["applicant_name"] == "Nguyễn Văn An"
     assert a["applicant_phone"] == "0901234567"
-    assert a["channel"] == "online"
+    assert a["submission_channel"] == "online"
     assert a["source"] == "import"
     assert a["created_at"] == a["updated_at"] == a["next_check_at"] == NOW
 
@@ -162,13 +162,13 @@ def test_csv_with_vietnamese_headers_keeps_good_rows_and_names_bad_ones(
         vn(2026, 3, 2, 14, 0),
     )
     assert b["status"] == 9
-    assert b["channel"] == "direct"
+    assert b["submission_channel"] == "direct"
 
     c = cases["HS-008"]
     assert c["received_at"] == vn(2026, 3, 3, 10, 15)
     assert c["status"] == 10
     assert c["returned_at"] == c["finished_at"] == vn(2026, 3, 4, 16, 0)
-    assert c["channel"] == "postal"
+    assert c["submission_channel"] == "postal"
 
 
 def test_row_with_two_problems_reports_both(
@@ -178,8 +178,8 @@ def test_row_with_two_problems_reports_both(
     report = run(store, settings, path)
     row6 = sorted(m for m in report.problems if ": row 6, " in m)
     assert row6 == [
-        "hoso.csv: row 6, column Kênh thực hiện (channel): expected a channel 1 (direct), "
-        "2 (online) or 3 (postal) or its name, got 'fax'",
+        "hoso.csv: row 6, column Kênh thực hiện (submission_channel): "
+        "expected a channel 1 (direct), 2 (online) or 3 (postal) or its name, got 'fax'",
         "hoso.csv: row 6, column Ngày kết thúc xử lý (finished_at): "
         "required when the status is 9 (Đã xử lý xong)",
     ]
@@ -371,13 +371,13 @@ def test_xlsx_with_portal_headers_and_datetime_cells(
     assert one["received_at"] == datetime(2026, 3, 2, 1, 15, tzinfo=UTC)  # local, not UTC
     assert one["due_at"] == vn(2026, 3, 16, 17, 0)
     assert one["status"] == 4
-    assert one["channel"] == "online"
+    assert one["submission_channel"] == "online"
     assert one["unit_code"] == "STP.HC"
     two = cases["000.00.21.H59-260302-0002"]
     assert two["status"] == 10
     assert two["finished_at"] == vn(2026, 3, 2, 14, 30)
     assert two["returned_at"] == vn(2026, 3, 2, 16, 0)
-    assert two["channel"] == "direct"
+    assert two["submission_channel"] == "direct"
     three = cases["000.00.21.H59-260302-0003"]
     assert three["received_at"] == vn(2026, 3, 2, 10, 0)
     assert three["due_at"] == vn(2026, 4, 1, 17, 0)
@@ -417,7 +417,7 @@ def test_xlsx_numbers_for_codes(store: Store, settings: Settings, tmp_path: Path
     assert report.problems == []
     case = stored(store)["260302001"]
     assert case["received_at"] == vn(2026, 3, 2, 8, 0)
-    assert (case["status"], case["channel"]) == (2, "postal")
+    assert (case["status"], case["submission_channel"]) == (2, "postal")
 
 
 # ----- CSV as Excel writes it: semicolons, BOM, CRLF ---------------------------------------------

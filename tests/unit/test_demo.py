@@ -78,7 +78,7 @@ def test_cases_reference_configured_units_procedures_and_officials(settings, row
             steps = settings.procedures[r["procedure_code"]].steps
             assert r["current_step"] in {s.code for s in steps}
             assert r["received_at"] <= r["step_started_at"] <= NOW
-        assert r["channel"] in {"direct", "online", "postal"}
+        assert r["submission_channel"] in {"direct", "online", "postal"}
         assert r["status"] in {2, 4, 5, 7, 8, 9, 10}
 
 

@@ -267,7 +267,7 @@ policies:
     stages:
       - {id: b, when: {remaining: 1 working_day}, notify: [assignee]}
   - name: truc_tuyen
-    match: {channels: [online]}
+    match: {submitted_via: [online]}
     stages:
       - {id: c, when: {remaining: 1 working_day}, notify: [assignee]}
   - name: linh_vuc

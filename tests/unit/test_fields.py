@@ -97,7 +97,7 @@ def assert_instant(got: datetime | None, expected: datetime) -> None:
         ("Cán bộ thụ lý", "assignee"),
         ("Chủ hồ sơ", "applicant_name"),
         ("Số điện thoại", "applicant_phone"),
-        ("Kênh thực hiện", "channel"),
+        ("Kênh thực hiện", "submission_channel"),
         ("Bước hiện tại", "current_step"),
         ("Ngày bắt đầu bước", "step_started_at"),
         ("Người xử lý bước", "step_handler"),
@@ -188,7 +188,7 @@ def test_minimal_record(settings: Settings) -> None:
         "assignee",
         "applicant_name",
         "applicant_phone",
-        "channel",
+        "submission_channel",
         "current_step",
         "step_handler",
     ):
@@ -205,7 +205,7 @@ def test_full_record(settings: Settings) -> None:
         assignee=" chuyenvien ",
         applicant_name="Nguyễn Văn An",
         applicant_phone="0901234567",
-        channel="2",
+        submission_channel="2",
         current_step="B2",
         step_started_at="03/03/2026 09:15",
         step_handler="truongphong",
@@ -216,7 +216,7 @@ def test_full_record(settings: Settings) -> None:
     assert out["assignee"] == "chuyenvien"  # stripped
     assert out["applicant_name"] == "Nguyễn Văn An"
     assert out["applicant_phone"] == "0901234567"
-    assert out["channel"] == "online"
+    assert out["submission_channel"] == "online"
     assert out["current_step"] == "B2"
     assert_instant(out["step_started_at"], vn(2026, 3, 3, 9, 15))
     assert out["step_handler"] == "truongphong"
@@ -387,8 +387,15 @@ def test_bad_date_reason_names_the_accepted_formats(settings: Settings) -> None:
 
 
 def test_every_bad_field_is_reported_at_once(settings: Settings) -> None:
-    _, problems = normalize(settings, received_at="x", due_at="y", status="99", channel="fax")
-    assert sorted(name for name, _ in problems) == ["channel", "due_at", "received_at", "status"]
+    _, problems = normalize(
+        settings, received_at="x", due_at="y", status="99", submission_channel="fax"
+    )
+    assert sorted(name for name, _ in problems) == [
+        "due_at",
+        "received_at",
+        "status",
+        "submission_channel",
+    ]
 
 
 # ----- status ------------------------------------------------------------------------------------
@@ -520,13 +527,13 @@ def test_given_status_wins_over_the_dates(settings: Settings) -> None:
     ],
 )
 def test_channel(settings: Settings, value: object, expected: str) -> None:
-    assert good(settings, channel=value)["channel"] == expected
+    assert good(settings, submission_channel=value)["submission_channel"] == expected
 
 
 @pytest.mark.parametrize("value", ["0", "4", "fax", "email"])
 def test_bad_channel(settings: Settings, value: str) -> None:
-    _, problems = normalize(settings, channel=value)
-    assert [name for name, _ in problems] == ["channel"]
+    _, problems = normalize(settings, submission_channel=value)
+    assert [name for name, _ in problems] == ["submission_channel"]
     assert repr(value) in problems[0][1]
 
 
@@ -562,13 +569,13 @@ def test_blank_optional_values_are_none(settings: Settings, blank: object) -> No
         status=blank,
         finished_at=blank,
         assignee=blank,
-        channel=blank,
+        submission_channel=blank,
         applicant_name=blank,
     )
     assert out["due_at"] is None
     assert out["finished_at"] is None
     assert out["assignee"] is None
-    assert out["channel"] is None
+    assert out["submission_channel"] is None
     assert out["applicant_name"] is None
     assert out["status"] == Status.RECEIVED
 

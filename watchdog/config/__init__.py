@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,6 @@ class Settings:
     config: Config
     base_dir: Path
     file: Path | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @cached_property
     def calendars(self) -> dict[str, WorkingCalendar]:

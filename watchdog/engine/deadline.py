@@ -76,7 +76,7 @@ class CaseRecord:
     step_started_at: datetime | None = None
     step_handler: str | None = None
     applicant_name: str | None = None
-    channel: str | None = None
+    submission_channel: str | None = None
     updated_at: datetime | None = None  # the source's last update
     id: int | None = None
 

@@ -118,7 +118,7 @@ class Match(Model):
     procedures: tuple[str, ...] = ()  # codes or globs
     fields: tuple[str, ...] = ()
     units: tuple[str, ...] = ()  # a unit and its whole subtree
-    channels: tuple[Literal["direct", "online", "postal"], ...] = ()
+    submitted_via: tuple[Literal["direct", "online", "postal"], ...] = ()
 
     @field_validator("procedures", "fields", "units", mode="before")
     @classmethod
@@ -203,7 +203,11 @@ class RuleSet:
     hash: str
 
     def stages_for(
-        self, settings: Settings, procedure_code: str, unit_code: str, channel: str | None
+        self,
+        settings: Settings,
+        procedure_code: str,
+        unit_code: str,
+        submission_channel: str | None,
     ) -> tuple[CompiledStage, ...]:
         """The stages that apply to a case, from the first matching policy (and `continue`s).
 
@@ -216,7 +220,12 @@ class RuleSet:
                 cache, "p", procedure_code, lambda m: _procedure_ok(m, settings, procedure_code)
             )
             & self._mask(cache, "u", unit_code, lambda m: _unit_ok(m, settings, unit_code))
-            & self._mask(cache, "c", channel, lambda m: not m.channels or channel in m.channels)
+            & self._mask(
+                cache,
+                "c",
+                submission_channel,
+                lambda m: not m.submitted_via or submission_channel in m.submitted_via,
+            )
         )
         found = cache.get(("stages", mask))
         if found is None:

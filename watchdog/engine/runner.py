@@ -109,7 +109,9 @@ def evaluate_facts(
     out = []
     for row, events in facts:
         record = CaseRecord.from_row(row)
-        stages = rules.stages_for(settings, record.procedure_code, record.unit_code, record.channel)
+        stages = rules.stages_for(
+            settings, record.procedure_code, record.unit_code, record.submission_channel
+        )
         try:
             out.append(evaluate(record, events, stages, settings, fired.get(record.id, {}), now))
         except Exception as e:  # one broken case must not stop the others

@@ -51,7 +51,7 @@ def _items(facts, fired, settings: Settings, rules: RuleSet, start, end, step) -
             _, i = heapq.heappop(queue)
             record, events = facts[i]
             stages = rules.stages_for(
-                settings, record.procedure_code, record.unit_code, record.channel
+                settings, record.procedure_code, record.unit_code, record.submission_channel
             )
             known = fired.setdefault(record.id, {})
             ev = evaluate(record, events, stages, settings, known, t)

@@ -39,7 +39,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "assignee": ("Cán bộ thụ lý", "Cán bộ xử lý", "Người xử lý", "NguoiXuLy", "CanBoXuLy"),
     "applicant_name": ("Chủ hồ sơ", "Người nộp", "Tên người nộp", "ChuHoSo", "TenNguoiNop"),
     "applicant_phone": ("Số điện thoại", "Điện thoại", "SoDienThoai"),
-    "channel": ("Kênh thực hiện", "Kênh nộp", "Hình thức nộp", "KenhThucHien"),
+    "submission_channel": (
+        "channel",
+        "Kênh",
+        "Kênh thực hiện",
+        "Kênh nộp",
+        "Hình thức nộp",
+        "KenhThucHien",
+    ),
     "current_step": ("Bước hiện tại", "Bước xử lý", "BuocHienTai", "MaBuoc"),
     "step_started_at": ("Ngày bắt đầu bước", "Ngày bắt đầu", "NgayBatDau"),
     "step_handler": ("Người xử lý bước", "Cán bộ xử lý bước", "NguoiXuLyBuoc"),
@@ -133,12 +140,12 @@ def normalize_case(raw: Mapping[str, Any], settings: Settings, problems: RowProb
     for name in TEXTS:
         value = raw.get(name)
         out[name] = None if _blank(value) else _text(value)
-    out["channel"] = None
-    if not _blank(raw.get("channel")):
+    out["submission_channel"] = None
+    if not _blank(raw.get("submission_channel")):
         try:
-            out["channel"] = parse_channel(raw["channel"])
+            out["submission_channel"] = parse_channel(raw["submission_channel"])
         except ValueError as e:
-            problems.add("channel", str(e))
+            problems.add("submission_channel", str(e))
     for name, limit in _MAX_LENGTH.items():
         value = out.get(name)
         if value is not None and len(value) > limit:

@@ -36,7 +36,7 @@ RECORD_COLUMNS = (
     _c.step_started_at,
     _c.step_handler,
     _c.applicant_name,
-    _c.channel,
+    _c.submission_channel,
     _c.source_updated_at,
     _c.id,
     _c.next_check_at,

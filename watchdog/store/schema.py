@@ -119,7 +119,7 @@ cases = Table(
     Column("assignee", String(64), index=True),
     Column("applicant_name", Text),
     Column("applicant_phone", String(32)),
-    Column("channel", String(16)),
+    Column("submission_channel", String(16)),  # 1 direct, 2 online, 3 postal (KenhThucHien)
     Column("current_step", String(64)),
     Column("step_started_at", UTCDateTime),
     Column("step_handler", String(64)),
@@ -129,7 +129,8 @@ cases = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     # Engine bookkeeping: when this case's state can next change (NULL = closed or not planned).
     Column("next_check_at", UTCDateTime),
-    Column("due_version", Integer, nullable=False, default=0),
+    # +1 on every change by any source: the engine writes only what it read at this version.
+    Column("version", Integer, nullable=False, default=1, server_default="1"),
     Index("ix_cases_open_next_check", "next_check_at"),
 )
 
@@ -145,22 +146,6 @@ case_events = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     UniqueConstraint("case_id", "event_id"),
     Index("ix_case_events_case_at", "case_id", "at"),
-)
-
-step_instances = Table(
-    "step_instances",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
-    Column("seq", SmallInteger, nullable=False),
-    Column("step_code", String(64), nullable=False),
-    Column("handler", String(64)),
-    Column("unit_code", String(64)),
-    Column("started_at", UTCDateTime, nullable=False),
-    Column("due_at", UTCDateTime),
-    Column("finished_at", UTCDateTime),
-    Column("result", String(16)),  # early | on_time | late
-    UniqueConstraint("case_id", "seq"),
 )
 
 findings = Table(
@@ -208,38 +193,4 @@ engine_state = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-)
-
-notifications = Table(
-    "notifications",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("recipient", String(160), nullable=False),  # official id or e-mail address
-    Column("address", Text),  # e-mail address or chat id actually used
-    Column("channel", String(16), nullable=False),
-    Column("stage", String(64), nullable=False),
-    Column("subject", Text),
-    Column("body_text", Text),
-    Column("body_html", Text),
-    Column("status", String(16), nullable=False, default="pending"),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("last_error", Text),
-    Column("provider_message_id", String(128)),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("not_before", UTCDateTime),
-    Column("sent_at", UTCDateTime),
-    Column("acknowledged_at", UTCDateTime),
-    Index("ix_notifications_status_not_before", "status", "not_before"),
-)
-
-notification_cases = Table(
-    "notification_cases",
-    metadata,
-    Column(
-        "notification_id",
-        Id,
-        ForeignKey("notifications.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
 )
