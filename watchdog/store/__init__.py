@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from watchdog.store import schema
-from watchdog.store.db import create_db_engine, ensure_schema, upgrade
+from watchdog.store.db import WRITE, open_database, upgrade
 
 __all__ = ["Store", "schema"]
 
@@ -29,14 +29,13 @@ def _sqlite_text(t: datetime | None) -> str | None:
 class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
+        # Transactions of this engine take SQLite's write lock when they begin (db._sqlite_begin)
+        self._writer = engine.execution_options(**{WRITE: True})
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
         """Open a database; a SQLite file is created and migrated on first use."""
-        store = cls(create_db_engine(url))
-        if migrate:
-            ensure_schema(store.engine)
-        return store
+        return cls(open_database(url, migrate=migrate))
 
     def upgrade(self) -> None:
         upgrade(self.engine)
@@ -47,7 +46,15 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        """A write transaction: on SQLite it holds the write lock from its first statement, so
+        what it reads stays true until it commits (BEGIN IMMEDIATE)."""
+        with self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection (a deferred transaction: it never blocks a writer)."""
+        with self.engine.connect() as conn:
             yield conn
 
     def close(self) -> None:

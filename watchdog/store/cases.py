@@ -123,3 +123,17 @@ def cases_received_between(store: Store, start: datetime, end: datetime) -> Iter
 def count_cases(store: Store) -> int:
     with store.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(schema.cases)).scalar_one()
+
+
+def _text_limits() -> dict[str, int]:
+    out = {}
+    for col in schema.cases.columns:
+        length = getattr(col.type, "length", None)
+        if length:
+            out[col.name] = length
+    return out
+
+
+# Longest value each text column of a case holds: the importer rejects a longer one by row and
+# column instead of letting the database refuse the whole batch.
+TEXT_LIMITS: dict[str, int] = _text_limits()

@@ -15,8 +15,21 @@ from sqlalchemy.engine import make_url
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-class SchemaOutdated(RuntimeError):
+class StoreError(RuntimeError):
+    """An expected problem with the database; the message is one line for the user."""
+
+
+class SchemaOutdated(StoreError):
     """The database needs `watchdog db upgrade` before the daemon can use it."""
+
+
+def open_database(url: str, *, migrate: bool = True) -> Engine:
+    """The engine for a database URL, ready for use: a SQLite file is created and migrated on
+    first use (with `migrate`); other databases must be at the latest schema already."""
+    engine = create_db_engine(url)
+    if migrate:
+        ensure_schema(engine)
+    return engine
 
 
 def create_db_engine(url: str) -> Engine:
