@@ -404,15 +404,13 @@ def load_demo(store: Any, settings: Settings, now: datetime, count: int = 300) -
     A database that already holds demo cases is left alone, so the demo province ages with the
     clock like a real one; delete the database file to start afresh.
     """
-    from sqlalchemy import exists, select
 
     from watchdog.sources.fields import RowProblems, normalize_case
     from watchdog.sources.ingest import upsert_cases
-    from watchdog.store import schema
+    from watchdog.store.cases import has_cases_from
 
-    with store.engine.connect() as conn:
-        if conn.execute(select(exists().where(schema.cases.c.source == "demo"))).scalar():
-            return IngestResult()
+    if has_cases_from(store, "demo"):
+        return IngestResult()
     records = []
     for row in with_data_problems(settings, generate_cases(settings, now, count)):
         problems = RowProblems()

@@ -1,9 +1,14 @@
-"""Words of the domain that every layer shares: portal status codes and submission channels."""
+"""Words of the domain that every layer shares: portal status codes, submission channels, and a
+case as the store hands it over (record and events)."""
 
 from __future__ import annotations
 
 import unicodedata
-from enum import IntEnum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Any
 
 
 class Status(IntEnum):
@@ -104,3 +109,65 @@ def parse_channel(value: object) -> str:
             f"expected a channel 1 (direct), 2 (online) or 3 (postal) or its name, got {value!r}"
         )
     return found
+
+
+class EventKind(StrEnum):
+    """What can happen to a case (SPEC 6 event kinds)."""
+
+    RECEIVED = "received"
+    ASSIGNED = "assigned"
+    STEP_STARTED = "step_started"
+    SUPPLEMENT_REQUESTED = "supplement_requested"
+    SUPPLEMENT_RECEIVED = "supplement_received"
+    EXTENDED = "extended"
+    FINISHED = "finished"
+    RETURNED = "returned"
+    WITHDRAWN = "withdrawn"
+    STOPPED = "stopped"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRecord:
+    """A case as stored, independent of where: what the engine, board and reports read.
+
+    `version` is the store's row version (+1 on every change by any source); a plan made from
+    this record is written only while the stored row still has it.
+    """
+
+    case_code: str
+    procedure_code: str
+    unit_code: str
+    received_at: datetime
+    status: Status
+    due_at: datetime | None = None
+    finished_at: datetime | None = None
+    returned_at: datetime | None = None
+    assignee: str | None = None
+    current_step: str | None = None
+    step_started_at: datetime | None = None
+    step_handler: str | None = None
+    applicant_name: str | None = None
+    submission_channel: str | None = None
+    source_updated_at: datetime | None = None  # the source's own timestamp of its last change
+    id: int | None = None
+    version: int = 0
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Batches travel to worker processes pickled: a plain tuple of values is far cheaper
+        # than the generic slots state.
+        return (CaseRecord, tuple(getattr(self, name) for name in RECORD_FIELDS))
+
+    @property
+    def is_open(self) -> bool:
+        return self.status.is_open
+
+
+RECORD_FIELDS = tuple(f.name for f in fields(CaseRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEvent:
+    kind: str
+    at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)

@@ -85,7 +85,7 @@ def test_fires_once_across_restart_and_repeats(store: Store, db_url: str, provin
     r = e.tick(at("13/11/2026 09:30"))  # one working day before the due
     assert len(r.fired) == 1
     again = engine(db_url, province)  # a restarted daemon
-    assert again.ensure_planned(at("13/11/2026 09:31")) == 0
+    assert again.ensure_planned(at("13/11/2026 09:31")).evaluated == 0
     assert again.tick(at("13/11/2026 09:31")).fired == []
     assert again.tick(at("16/11/2026 09:05")).evaluated == 1
     again.tick(at("17/11/2026 09:05"))  # one working day later: repeat 1
@@ -106,7 +106,7 @@ def test_reload_and_reimport_do_not_fire_twice(store: Store, db_url: str, provin
 
     # The same rules reloaded: nothing to re-plan, nothing new.
     same = engine(db_url, province)
-    assert same.ensure_planned(at("16/11/2026 10:05")) == 0
+    assert same.ensure_planned(at("16/11/2026 10:05")).evaluated == 0
     # A re-import of the same case, and of a changed one: re-planned, not re-fired.
     assert load(store, same.settings, [CASE], at("16/11/2026 10:05")).unchanged == 1
     assert (
@@ -121,7 +121,7 @@ def test_reload_and_reimport_do_not_fire_twice(store: Store, db_url: str, provin
     rules = province.parent / "rules.yaml"
     rules.write_text(RULES + EXTRA_STAGE, encoding="utf-8")
     changed = engine(db_url, province)
-    assert changed.ensure_planned(at("18/11/2026 10:00")) == 1
+    assert changed.ensure_planned(at("18/11/2026 10:00")).evaluated == 1
     changed.tick(at("18/11/2026 10:00"))
     # two working days after the due: repeat 2 of overdue (repeat 1 was never due at a tick;
     # no backlog), and the new stage.
@@ -245,7 +245,7 @@ def test_worker_processes_write_what_one_process_writes(
         workers=2,
     ) as pooled:
         report = pooled.tick(at("16/11/2026 10:00"))
-        assert pooled.replan_all(at("16/11/2026 10:00")) == 150  # nothing new: written once
+        assert pooled.replan_all(at("16/11/2026 10:00")).evaluated == 150  # nothing new: written once
     assert report.evaluated == 150 and report.batches == 4
     pooled_keys = firing_keys(store)
 

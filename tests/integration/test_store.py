@@ -12,6 +12,7 @@ from watchdog.config import load_settings
 from watchdog.store import Store, schema
 from watchdog.store.db import current_revision, head_revision
 from watchdog.store.directory import sync_directory
+from watchdog.store.plans import set_next_checks
 
 NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
@@ -124,7 +125,8 @@ def test_set_next_checks_reads_back_as_written(store: Store) -> None:
         conn.execute(schema.cases.insert(), [case_row("A"), case_row("B")])
         ids = dict(conn.execute(select(schema.cases.c.case_code, schema.cases.c.id)).all())
         when = datetime(2026, 11, 20, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=7)))
-        store.set_next_checks(conn, [(ids["A"], when, NOW), (ids["B"], None, NOW)])
+        matched = set_next_checks(conn, [(ids["A"], 1, when), (ids["B"], 1, None)])
+    assert matched == {ids["A"], ids["B"]}
     c = schema.cases.c
     with store.engine.connect() as conn:
         got = dict(conn.execute(select(c.case_code, c.next_check_at)).all())
@@ -138,7 +140,13 @@ def test_set_next_checks_leaves_cases_changed_since_they_were_read(store: Store)
         conn.execute(schema.cases.insert(), [case_row("A", next_check_at=NOW)])
         case_id = conn.execute(select(schema.cases.c.id)).scalar_one()
     later = NOW + timedelta(days=3)
-    with store.begin() as conn:  # read at NOW, but an import changed the case since
-        store.set_next_checks(conn, [(case_id, later, NOW - timedelta(seconds=1))])
+    with store.begin() as conn:  # read at version 1, but an import changed the case since
+        conn.execute(schema.cases.update().values(version=2))
+    with store.begin() as conn:
+        assert set_next_checks(conn, [(case_id, 1, later)]) == set()
     with store.engine.connect() as conn:
         assert conn.execute(select(schema.cases.c.next_check_at)).scalar_one() == NOW
+    with store.begin() as conn:  # read at the current version: written
+        assert set_next_checks(conn, [(case_id, 2, later)]) == {case_id}
+    with store.engine.connect() as conn:
+        assert conn.execute(select(schema.cases.c.next_check_at)).scalar_one() == later

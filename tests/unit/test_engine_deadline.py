@@ -231,7 +231,7 @@ def test_restart_completed_after_cutoff_counts_from_next_day(settings: Settings)
 
 
 def test_waiting_status_without_events_waits_since_source_update(settings: Settings) -> None:
-    c = case(status=Status.SUPPLEMENT, updated_at=vn(2026, 3, 4, 10))
+    c = case(status=Status.SUPPLEMENT, source_updated_at=vn(2026, 3, 4, 10))
     tl = tl_of(settings, c)
     assert tl.waiting_since == vn(2026, 3, 4, 10)
     assert tl.due == A_DUE  # the due does not move while the wait lasts
@@ -244,7 +244,7 @@ def test_waiting_status_without_update_waits_since_received(settings: Settings) 
 
 
 def test_a_request_on_record_wins_over_updated_at(settings: Settings) -> None:
-    c = case(status=Status.SUPPLEMENT, updated_at=vn(2026, 3, 6, 9))
+    c = case(status=Status.SUPPLEMENT, source_updated_at=vn(2026, 3, 6, 9))
     tl = tl_of(settings, c, [ev(EventKind.SUPPLEMENT_REQUESTED, vn(2026, 3, 4, 10))])
     assert tl.waiting_since == vn(2026, 3, 4, 10)
     assert tl.supplements == 1
@@ -253,7 +253,7 @@ def test_a_request_on_record_wins_over_updated_at(settings: Settings) -> None:
 def test_measure_is_frozen_while_waiting(settings: Settings) -> None:
     # Waiting since Wed 04/03 10:00. Elapsed then: Mon 02/03 08:00-17:00 7 h, Tue 8 h,
     # Wed 07:00-10:00 3 h = 18 h; remaining = 80 - 18 = 62 h; share = 18/80.
-    c = case(status=Status.SUPPLEMENT, updated_at=vn(2026, 3, 4, 10))
+    c = case(status=Status.SUPPLEMENT, source_updated_at=vn(2026, 3, 4, 10))
     tl = tl_of(settings, c)
     for now in (vn(2026, 3, 4, 10), vn(2026, 3, 6, 12), vn(2026, 3, 10, 9), vn(2026, 3, 20, 9)):
         m = tl.measure(cal(settings), now)
@@ -365,7 +365,7 @@ def test_open_state(settings: Settings) -> None:
     assert open_state(tl, c, vn(2026, 3, 16, 8, 0, 1)).state is State.OVERDUE
     st = open_state(tl, c, vn(2026, 3, 17, 8))
     assert (st.due, st.remaining) == (A_DUE, -8 * H)
-    waiting = tl_of(settings, case(status=Status.SUPPLEMENT, updated_at=vn(2026, 3, 4, 10)))
+    waiting = tl_of(settings, case(status=Status.SUPPLEMENT, source_updated_at=vn(2026, 3, 4, 10)))
     assert open_state(waiting, c, vn(2026, 3, 20, 9)).state is State.WAITING
     unknown = tl_of(settings, case(procedure_code="9.999"))
     assert open_state(unknown, c, vn(2026, 3, 3, 9)).state is State.NO_DUE
@@ -464,10 +464,10 @@ def test_last_activity_is_the_latest_of_everything(settings: Settings) -> None:
     assert tl_of(settings, c).last_activity == vn(2026, 3, 2, 8)  # received
     events = [*_step_events(), ev(EventKind.ASSIGNED, vn(2026, 3, 4, 9), to="cv2")]
     assert tl_of(settings, c, events).last_activity == vn(2026, 3, 4, 9)  # an event
-    c = case(updated_at=vn(2026, 3, 5, 9))
+    c = case(source_updated_at=vn(2026, 3, 5, 9))
     assert tl_of(settings, c, events).last_activity == vn(2026, 3, 5, 9)  # source update
     c = case(
-        updated_at=vn(2026, 3, 5, 9),
+        source_updated_at=vn(2026, 3, 5, 9),
         current_step="B1",
         step_started_at=vn(2026, 3, 5, 10),
         step_handler="cv3",

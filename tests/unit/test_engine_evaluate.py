@@ -206,7 +206,7 @@ def test_idle_window_moves_with_activity(settings) -> None:
     s = stage("x", {"idle": "3 working_days"})
     # last activity Thu 05/03 09:00 (source update): + 24 h = Thu 09:00-11:30 2.5 h +
     # 13:30-17:00 3.5 h = 6 h, Fri 8 h, Mon 8 h = 22 h, Tue 07:00-09:00 -> Tue 10/03 09:00.
-    c = case(updated_at=vn(2026, 3, 5, 9))
+    c = case(source_updated_at=vn(2026, 3, 5, 9))
     e = run(settings, c, [s], vn(2026, 3, 5, 10))
     assert e.firings == [] and e.next_check_at == vn(2026, 3, 10, 9)
     assert run(settings, c, [s], vn(2026, 3, 10, 8, 59, 59)).firings == []
@@ -238,7 +238,7 @@ def test_waiting_fires_after_waiting_time(settings) -> None:
 
 def test_waiting_case_fires_only_waiting_stages(settings, default_stages) -> None:
     # Long past its due (16/03) and idle since 04/03, but waiting: only waiting_too_long.
-    c = case(status=Status.SUPPLEMENT, updated_at=vn(2026, 3, 4, 10))
+    c = case(status=Status.SUPPLEMENT, source_updated_at=vn(2026, 3, 4, 10))
     e = run(settings, c, default_stages, vn(2026, 3, 25, 10))
     assert [f.key.stage for f in e.firings] == ["mac_dinh/waiting_too_long"]
     e = run(settings, c, default_stages, vn(2026, 3, 20, 10))
@@ -249,7 +249,7 @@ def test_case_first_seen_overdue_gets_overdue_not_due_soon(settings, default_sta
     # Tue 17/03 09:00: due_soon, due_today and apology_needed closed at D. Idle is kept away by
     # a recent update (16/03 10:00 + 24 h = Thu 19/03 10:00). overdue: first 16/03 08:00:01,
     # working time to now = 7 h - 1 s + 2 h < 16 h -> repeat 1, fired at Tue 17/03 08:00:01.
-    c = case(updated_at=vn(2026, 3, 16, 10))
+    c = case(source_updated_at=vn(2026, 3, 16, 10))
     e = run(settings, c, default_stages, vn(2026, 3, 17, 9))
     assert fired_keys(e) == [("mac_dinh/overdue", "", "0", 1)]
     assert e.firings[0].fire_at == vn(2026, 3, 17, 8, 0, 1)
@@ -342,7 +342,7 @@ def test_next_check_at_follows_the_earliest_window(settings, default_stages) -> 
     )
     # With an update on Wed 11/03 09:00, idle moves to Wed 11/03 09:00 + 24 h: Wed 6 h,
     # Thu 8 h, Fri 8 h = 22 h, Mon 16/03 07:00-09:00 -> Mon 16/03 09:00.
-    c = case(updated_at=vn(2026, 3, 11, 9))
+    c = case(source_updated_at=vn(2026, 3, 11, 9))
     fired: dict = {}
 
     def step(now):

@@ -8,15 +8,15 @@ overdue working time. Nothing here reads a clock or a database.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from watchdog.calendar import WorkingCalendar
 from watchdog.config.models import ProcedureConfig
-from watchdog.domain import CLOSED_WITHOUT_RESULT, Status
+from watchdog.domain import CLOSED_WITHOUT_RESULT, CaseEvent, CaseRecord, EventKind, Status
 from watchdog.durations import compute_due
 
 DUE_SOON_DAYS = 1  # "due soon" = at most one working day left, as the shipped due_soon stage
@@ -38,63 +38,10 @@ class Result(StrEnum):
     LATE = "late"
 
 
-class EventKind(StrEnum):
-    RECEIVED = "received"
-    ASSIGNED = "assigned"
-    STEP_STARTED = "step_started"
-    SUPPLEMENT_REQUESTED = "supplement_requested"
-    SUPPLEMENT_RECEIVED = "supplement_received"
-    EXTENDED = "extended"
-    FINISHED = "finished"
-    RETURNED = "returned"
-    WITHDRAWN = "withdrawn"
-    STOPPED = "stopped"
-    REJECTED = "rejected"
-
-
-_STATUSES = {int(s): s for s in Status}
 # New appointments that are not a gia hạn: reset after documents arrived, or first given.
 _NOT_EXTENSIONS = ("supplement", "appointment")
 # Replay order of events at the same instant: a completed supplement before a new appointment.
 _ORDER = {k: i for i, k in enumerate(EventKind)}
-
-
-@dataclass(frozen=True, slots=True)
-class CaseRecord:
-    """What the engine needs of a case, independent of where it is stored."""
-
-    case_code: str
-    procedure_code: str
-    unit_code: str
-    received_at: datetime
-    status: Status
-    due_at: datetime | None = None
-    finished_at: datetime | None = None
-    returned_at: datetime | None = None
-    assignee: str | None = None
-    current_step: str | None = None
-    step_started_at: datetime | None = None
-    step_handler: str | None = None
-    applicant_name: str | None = None
-    submission_channel: str | None = None
-    updated_at: datetime | None = None  # the source's last update
-    id: int | None = None
-
-    @classmethod
-    def from_row(cls, r: Sequence[Any]) -> CaseRecord:
-        """From a row of `store.cases.RECORD_COLUMNS`, which lists the fields in this order."""
-        return cls(*r[:4], _STATUSES[r[4]], *r[5:16])
-
-    @property
-    def is_open(self) -> bool:
-        return self.status.is_open
-
-
-@dataclass(frozen=True, slots=True)
-class CaseEvent:
-    kind: str
-    at: datetime
-    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,10 +145,10 @@ def timeline(
                     extensions += 1
     if case.status.is_waiting and waiting_since is None:
         # Waiting with no request on record (e.g. first seen already waiting): since last news.
-        waiting_since = case.updated_at or case.received_at
+        waiting_since = case.source_updated_at or case.received_at
     if not case.status.is_waiting:
         waiting_since = None
-    for t in (case.step_started_at, case.updated_at):
+    for t in (case.step_started_at, case.source_updated_at):
         if t is not None:
             last_activity = max(last_activity, t)
     steps = _steps(case, ordered, procedure, calendar)

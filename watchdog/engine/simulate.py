@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from watchdog.config import Settings
 from watchdog.engine.evaluate import Fired, evaluate
 from watchdog.engine.rules import RuleSet
-from watchdog.engine.runner import fired_of
+from watchdog.engine.runner import as_fired
 from watchdog.outbox.grouping import Item, Message, group
 from watchdog.store import Store
 from watchdog.store.cases import open_cases
+from watchdog.store.firings import fired_so_far
 
 
 def simulate(
@@ -29,8 +30,8 @@ def simulate(
     step: timedelta,
 ) -> list[Message]:
     facts = list(open_cases(store))
-    with store.engine.connect() as conn:
-        fired = fired_of(conn, [r.id for r, _ in facts])
+    so_far = fired_so_far(store, [r.id for r, _ in facts])
+    fired = {case_id: as_fired(known) for case_id, known in so_far.items()}
     messages = group(_items(facts, fired, settings, rules, start, end, step), settings)
     # what is held past T2 (quiet hours, an open group) is not sent between T1 and T2
     return [m for m in messages if m.at <= end]

@@ -7,22 +7,22 @@ look at it on its next tick.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from watchdog.domain import Status
-from watchdog.engine.deadline import EventKind
+from watchdog.domain import EventKind, Status
 from watchdog.sources.fields import FIELDS
-from watchdog.store import Store, schema
+from watchdog.store import Store
+from watchdog.store.cases import SOURCE_COLUMNS, read_source_rows, write_cases
 
-# Record fields compared to decide whether a case changed (updated_at is kept as
-# source_updated_at: our own updated_at says when *we* last changed the row).
+# Record fields compared to decide whether a case changed (the source's updated_at is kept as
+# source_updated_at; the row's own updated_at says when *we* last changed it).
 _COMPARED = tuple(
     "source_updated_at" if f == "updated_at" else f for f in FIELDS if f != "case_code"
 )
-_UPDATED_ON_CHANGE = (*_COMPARED, "source", "updated_at", "next_check_at")
+assert set(_COMPARED) | {"case_code"} == set(SOURCE_COLUMNS), "fields and columns differ"
 
 
 @dataclass
@@ -30,11 +30,14 @@ class IngestResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    # (position in the batch given, reason) of records the database refused; none written
+    refused: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, other: IngestResult) -> None:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.refused.extend(other.refused)
 
 
 def _stored_form(record: dict[str, Any]) -> dict[str, Any]:
@@ -44,50 +47,72 @@ def _stored_form(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _changes(now: datetime):
+    def decide(before: Mapping[str, Any] | None, row: Mapping[str, Any]):
+        if before is not None and all(before[k] == row[k] for k in _COMPARED):
+            return None
+        return derive_events(before, row, now)
+
+    return decide
+
+
+class DryRun:
+    """What a dry run has "written" so far: a code repeated in a later batch is compared with
+    its earlier row, exactly as the real import would find it in the database."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+
+
 def upsert_cases(
     store: Store,
     records: Sequence[dict[str, Any]],
     now: datetime,
     *,
     source: str = "import",
-    dry_run: bool = False,
+    dry_run: DryRun | bool = False,
 ) -> IngestResult:
-    """Upsert one batch of normalised records (see sources.fields.normalize_case)."""
-    result = IngestResult()
-    latest: dict[str, dict[str, Any]] = {}
-    for record in records:  # the last record of a code in a batch wins, as in the file
-        latest[record["case_code"]] = _stored_form(record)
+    """Upsert one batch of normalised records (see sources.fields.normalize_case).
+
+    The stored "before" is read and the changes written in one write transaction, so counts
+    are exact and events are derived from what is really stored, whatever else writes.
+    The last record of a code in a batch wins, as in the file; `refused` holds the positions
+    (in `records`) of records the database refused, each refused alone.
+    """
+    latest: dict[str, tuple[int, dict[str, Any]]] = {}
+    for i, record in enumerate(records):
+        latest[record["case_code"]] = (i, _stored_form(record))
     if not latest:
-        return result
-    with store.begin() as conn:
-        existing = store.existing(conn, schema.cases.c.case_code, list(latest))
-        rows = []
-        events: dict[str, list[dict[str, Any]]] = {}
-        for code, row in latest.items():
-            old = existing.get(code)
-            before = old._mapping if old is not None else None
-            if before is None:
-                result.inserted += 1
-            elif all(before[k] == row[k] for k in _COMPARED):
-                result.unchanged += 1
-                continue
-            else:
-                result.updated += 1
-            if derived := derive_events(before, row, now):
-                events[code] = derived
-            row.update(source=source, created_at=now, updated_at=now, next_check_at=now)
-            rows.append(row)
-        if dry_run:
-            return result
-        store.upsert(conn, schema.cases, rows, ["case_code"], _UPDATED_ON_CHANGE)
-        if events:
-            ids = store.existing(conn, schema.cases.c.case_code, list(events))
-            event_rows = [
-                e | {"case_id": ids[code].id, "recorded_at": now}
-                for code, evs in events.items()
-                for e in evs
-            ]
-            store.upsert(conn, schema.case_events, event_rows, ["case_id", "event_id"], [])
+        return IngestResult()
+    if dry_run:
+        return _dry_run(store, latest, now, dry_run if isinstance(dry_run, DryRun) else DryRun())
+    positions = [i for i, _ in latest.values()]
+    wrote = write_cases(
+        store, [row for _, row in latest.values()], _changes(now), now, source=source
+    )
+    return IngestResult(
+        wrote.inserted,
+        wrote.updated,
+        wrote.unchanged,
+        [(positions[k], reason) for k, reason in wrote.refused],
+    )
+
+
+def _dry_run(store: Store, latest, now: datetime, state: DryRun) -> IngestResult:
+    result = IngestResult()
+    decide = _changes(now)
+    unseen = [code for code in latest if code not in state.rows]
+    stored = read_source_rows(store, unseen) if unseen else {}
+    for code, (_, row) in latest.items():
+        before = state.rows.get(code) or stored.get(code)
+        if decide(before, row) is None:
+            result.unchanged += 1
+            continue
+        if before is None:
+            result.inserted += 1
+        else:
+            result.updated += 1
+        state.rows[code] = row
     return result
 
 

@@ -1,29 +1,27 @@
-"""The one port to the database. Everything else asks the Store; nobody else writes SQL."""
+"""The one port to the database. Nothing outside this package builds SQL, holds a connection or
+sees the tables; it calls the named functions of the modules here, one per concern:
+
+- `cases`: cases and their events (read for the engine, board and reports; written by sources)
+- `plans`: the engine's batches: claim due or open cases, write plans, firings and findings
+  guarded by the row version
+- `firings`, `findings`, `directory`: what the engine fired, what the admin should look at,
+  the units/officials/procedures mirrored from the configuration
+- `db`: opening a database, migrations
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, select, update
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from watchdog.store import schema
 from watchdog.store.db import WRITE, open_database, upgrade
 
 __all__ = ["Store", "schema"]
-
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
-
-
-def _naive_utc(t: datetime | None) -> datetime | None:
-    return None if t is None else t.astimezone(UTC).replace(tzinfo=None)
-
-
-def _sqlite_text(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(UTC).strftime(_SQLITE_DATETIME)
 
 
 class Store:
@@ -78,65 +76,16 @@ class Store:
         if not cols:
             conn.execute(self.insert_ignoring(conn, table, keys), list(rows))
             return
-        stmt = self._insert(table)
+        stmt = self.insert_stmt(table)
         stmt = stmt.on_conflict_do_update(
             index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}
         )
         conn.execute(stmt, list(rows))
 
-    def _insert(self, table: Table):
+    def insert_stmt(self, table: Table):
+        """INSERT for this database's dialect (it knows ON CONFLICT)."""
         return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
 
     def insert_ignoring(self, conn: Connection, table: Table, keys: Sequence[str]):
         """INSERT ... ON CONFLICT (keys) DO NOTHING; add .returning() to learn what was new."""
-        return self._insert(table).on_conflict_do_nothing(index_elements=list(keys))
-
-    def set_next_checks(
-        self,
-        conn: Connection,
-        plans: Sequence[tuple[int, datetime | None, datetime]],
-    ) -> None:
-        """Set many cases' next_check_at at once: the engine's hottest write.
-
-        Each plan is (case id, next instant, the case's updated_at when it was read). A case
-        changed since it was read (an import, an event) keeps the `now` its change set, so it
-        is evaluated again rather than planned from stale data.
-        On SQLite the values go straight to the driver in the text form SQLAlchemy stores
-        DATETIME in (tests/integration/test_store.py checks they read back the same).
-        """
-        if not plans:
-            return
-        if self.dialect == "sqlite":
-            rows = [(_sqlite_text(t), i, _sqlite_text(seen)) for i, t, seen in plans]
-            conn.exec_driver_sql(
-                "UPDATE cases SET next_check_at = ? WHERE id = ? AND updated_at = ?", rows
-            )
-            return
-        if self.dialect == "postgresql":  # one statement for the whole batch
-            conn.exec_driver_sql(
-                "UPDATE cases SET next_check_at = v.t"
-                " FROM unnest(%s::bigint[], %s::timestamp[], %s::timestamp[]) AS v(id, t, seen)"
-                " WHERE cases.id = v.id AND cases.updated_at = v.seen",
-                (
-                    [i for i, _, _ in plans],
-                    [_naive_utc(t) for _, t, _ in plans],
-                    [_naive_utc(seen) for _, _, seen in plans],
-                ),
-            )
-            return
-        c = schema.cases.c
-        conn.execute(
-            update(schema.cases)
-            .where(c.id == bindparam("case_id"), c.updated_at == bindparam("seen"))
-            .values(next_check_at=bindparam("next_at")),
-            [{"case_id": i, "next_at": t, "seen": seen} for i, t, seen in plans],
-        )
-
-    def existing(self, conn: Connection, column, values: Sequence[Any]) -> dict[Any, Any]:
-        """Map key -> row for the rows whose `column` is in `values` (chunked for SQLite)."""
-        out: dict[Any, Any] = {}
-        for i in range(0, len(values), 500):
-            chunk = values[i : i + 500]
-            for row in conn.execute(select(column.table).where(column.in_(chunk))):
-                out[row._mapping[column.name]] = row
-        return out
+        return self.insert_stmt(table).on_conflict_do_nothing(index_elements=list(keys))

@@ -1,15 +1,20 @@
-"""Reading cases back with their events: the queries the engine, reports and the board need."""
+"""Cases and their events: read for the engine, the board and reports; written by sources.
+
+Rows are read by name into `domain.CaseRecord`: the selected columns carry the record's field
+names, so the mapping is `CaseRecord(**row)` and cannot drift from the table.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Connection, any_, bindparam, func, or_, select
+from sqlalchemy import ARRAY, BigInteger, Connection, any_, bindparam, exists, func, or_, select
+from sqlalchemy import text as sql_text
 
-from watchdog.domain import OPEN_STATUSES, Status
-from watchdog.engine.deadline import CaseEvent, CaseRecord
+from watchdog.domain import OPEN_STATUSES, RECORD_FIELDS, CaseEvent, CaseRecord, Status
 from watchdog.store import Store, schema
 
 _c = schema.cases.c
@@ -17,31 +22,23 @@ _e = schema.case_events.c
 _PAGE = 5000
 # Ids per IN (...) list: one query for a whole engine batch; SQLite allows 32,766 parameters.
 IN_CHUNK = 5000
+_OPEN = [int(s) for s in OPEN_STATUSES]
+# Ingest writes are serialised on PostgreSQL by this transaction-scoped advisory lock (SQLite
+# serialises them by BEGIN IMMEDIATE), so two sources never derive events from one "before".
+_INGEST_LOCK = 0x7774_6367  # "wtcg"
 
 Facts = tuple[CaseRecord, tuple[CaseEvent, ...]]
 
-# The columns a CaseRecord is made of, in its field order (CaseRecord.from_row relies on it),
-# plus next_check_at for the engine's keyset paging and updated_at to write plans safely.
-RECORD_COLUMNS = (
-    _c.case_code,
-    _c.procedure_code,
-    _c.unit_code,
-    _c.received_at,
-    _c.status,
-    _c.due_at,
-    _c.finished_at,
-    _c.returned_at,
-    _c.assignee,
-    _c.current_step,
-    _c.step_started_at,
-    _c.step_handler,
-    _c.applicant_name,
-    _c.submission_channel,
-    _c.source_updated_at,
-    _c.id,
-    _c.next_check_at,
-    _c.updated_at,
-)
+# The columns of a CaseRecord, each under the record's field name.
+RECORD_COLUMNS = tuple(_c[name].label(name) for name in RECORD_FIELDS)
+
+
+def record_of(row: Any) -> CaseRecord:
+    """A CaseRecord from a row selected with RECORD_COLUMNS (read by name)."""
+    m = row._mapping
+    values = {name: m[name] for name in RECORD_FIELDS}
+    values["status"] = Status(values["status"])
+    return CaseRecord(**values)
 
 
 def select_records():
@@ -69,26 +66,17 @@ def events_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, list[CaseE
     return out
 
 
-# A case as the engine's batches carry it: the RECORD_COLUMNS values as a plain tuple (cheap to
-# send to a worker process, CaseRecord.from_row makes the record there) and its events.
-RawFacts = tuple[tuple[Any, ...], tuple[CaseEvent, ...]]
-ID, CODE = 15, 0  # positions in RECORD_COLUMNS
-
-
-def raw_with_events(conn: Connection, rows: Sequence) -> list[RawFacts]:
-    events = events_of(conn, [r[ID] for r in rows])
-    return [(tuple(r[:16]), tuple(events.get(r[ID], ()))) for r in rows]
-
-
-def with_events(conn: Connection, rows: Sequence) -> list[Facts]:
-    return [(CaseRecord.from_row(row), events) for row, events in raw_with_events(conn, rows)]
+def with_events(conn: Connection, rows: Sequence[Any]) -> list[Facts]:
+    records = [record_of(r) for r in rows]
+    events = events_of(conn, [r.id for r in records])
+    return [(r, tuple(events.get(r.id, ()))) for r in records]
 
 
 def _paged(store: Store, stmt) -> Iterator[Facts]:
     """Keyset-paged by id, so millions of cases never sit in memory at once."""
     last = 0
     while True:
-        with store.engine.connect() as conn:
+        with store.read() as conn:
             rows = conn.execute(stmt.where(_c.id > last).order_by(_c.id).limit(_PAGE)).all()
             page = with_events(conn, rows)
         yield from page
@@ -104,7 +92,7 @@ def open_cases(
     official: str | None = None,
 ) -> Iterator[Facts]:
     """Open cases, optionally of some units or of one official (as assignee or step handler)."""
-    stmt = select_records().where(_c.status.in_([int(s) for s in OPEN_STATUSES]))
+    stmt = select_records().where(_c.status.in_(_OPEN))
     if units is not None:
         stmt = stmt.where(_c.unit_code.in_(list(units)))
     if official is not None:
@@ -121,8 +109,175 @@ def cases_received_between(store: Store, start: datetime, end: datetime) -> Iter
 
 
 def count_cases(store: Store) -> int:
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return conn.execute(select(func.count()).select_from(schema.cases)).scalar_one()
+
+
+def has_cases_from(store: Store, source: str) -> bool:
+    """Whether any case came from this source (the demo loads itself once)."""
+    with store.read() as conn:
+        return bool(conn.execute(select(exists().where(_c.source == source))).scalar())
+
+
+def case_versions(store: Store, codes: Sequence[str]) -> dict[str, int]:
+    """The current row version of each of these cases (tests and tools)."""
+    out: dict[str, int] = {}
+    with store.read() as conn:
+        for i in range(0, len(codes), IN_CHUNK):
+            stmt = select(_c.case_code, _c.version).where(_c.case_code.in_(codes[i : i + IN_CHUNK]))
+            out.update({r.case_code: r.version for r in conn.execute(stmt)})
+    return out
+
+
+# ----- writing what sources bring -------------------------------------------------------------
+
+# The columns a source writes (the rest is the engine's bookkeeping and our own timestamps).
+SOURCE_COLUMNS = (
+    "case_code",
+    "procedure_code",
+    "unit_code",
+    "received_at",
+    "due_at",
+    "status",
+    "finished_at",
+    "returned_at",
+    "assignee",
+    "applicant_name",
+    "applicant_phone",
+    "submission_channel",
+    "current_step",
+    "step_started_at",
+    "step_handler",
+    "source_updated_at",
+)
+
+
+@dataclass
+class CaseWrite:
+    """What one ingest transaction did."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # (index in the batch, reason) of each row the database refused; the rest was written
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+# Decides, from the stored row (None when new) and the incoming one, whether the case changed:
+# None = unchanged; otherwise the events the change means (possibly none).
+Decide = Callable[[Mapping[str, Any] | None, Mapping[str, Any]], list[dict[str, Any]] | None]
+
+
+def stored_rows(conn: Connection, codes: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    """The source columns of the stored cases with these codes, by code."""
+    cols = [_c[name] for name in SOURCE_COLUMNS]
+    out: dict[str, Mapping[str, Any]] = {}
+    for i in range(0, len(codes), 500):
+        stmt = select(*cols).where(_c.case_code.in_(codes[i : i + 500]))
+        for row in conn.execute(stmt):
+            out[row.case_code] = dict(row._mapping)
+    return out
+
+
+def read_source_rows(store: Store, codes: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    with store.read() as conn:
+        return stored_rows(conn, codes)
+
+
+def write_cases(
+    store: Store,
+    rows: Sequence[Mapping[str, Any]],
+    decide: Decide,
+    now: datetime,
+    *,
+    source: str,
+) -> CaseWrite:
+    """Upsert a batch of incoming cases (source columns, one row per code) in ONE write
+    transaction: the stored "before" is read under the write lock, so events are derived from
+    what is really there, and every changed row gets version + 1 and `next_check_at = now` (the
+    engine looks at it on its next tick). When the database refuses a value the batch is
+    retried row by row, so one bad row is refused alone.
+    """
+    try:
+        return _write_cases(store, rows, decide, now, source)
+    except _Refused:
+        pass
+    out = CaseWrite()
+    for i, row in enumerate(rows):
+        try:
+            one = _write_cases(store, [row], decide, now, source)
+        except _Refused as e:
+            out.refused.append((i, str(e)))
+            continue
+        out.inserted += one.inserted
+        out.updated += one.updated
+        out.unchanged += one.unchanged
+    return out
+
+
+class _Refused(Exception):
+    """The database refused a value of the batch (too long, NUL byte, out of range...)."""
+
+
+def _write_cases(store, rows, decide, now, source) -> CaseWrite:
+    from sqlalchemy.exc import DataError, IntegrityError, StatementError
+
+    out = CaseWrite()
+    if not rows:
+        return out
+    try:
+        with store.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sql_text("SELECT pg_advisory_xact_lock(:k)"), {"k": _INGEST_LOCK})
+            before = stored_rows(conn, [r["case_code"] for r in rows])
+            changed, events = [], {}
+            for row in rows:
+                old = before.get(row["case_code"])
+                derived = decide(old, row)
+                if derived is None:
+                    out.unchanged += 1
+                    continue
+                if old is None:
+                    out.inserted += 1
+                else:
+                    out.updated += 1
+                changed.append(
+                    {**row, "source": source, "created_at": now, "updated_at": now}
+                    | {"next_check_at": now}
+                )
+                if derived:
+                    events[row["case_code"]] = derived
+            _upsert_changed(store, conn, changed)
+            if events:
+                ids = dict(
+                    conn.execute(
+                        select(_c.case_code, _c.id).where(_c.case_code.in_(list(events)))
+                    ).all()
+                )
+                event_rows = [
+                    e | {"case_id": ids[code], "recorded_at": now}
+                    for code, evs in events.items()
+                    for e in evs
+                ]
+                store.upsert(conn, schema.case_events, event_rows, ["case_id", "event_id"], [])
+    except (DataError, IntegrityError, StatementError) as e:
+        raise _Refused(str(getattr(e, "orig", None) or e).splitlines()[0]) from e
+    return out
+
+
+_ON_CHANGE = (*SOURCE_COLUMNS[1:], "source", "updated_at", "next_check_at")
+
+
+def _upsert_changed(store: Store, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    stmt = store.insert_stmt(schema.cases)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["case_code"],
+        set_={c: stmt.excluded[c] for c in _ON_CHANGE} | {"version": _c.version + 1},
+    )
+    for i in range(0, len(rows), 1000):
+        conn.execute(stmt, rows[i : i + 1000])
 
 
 def _text_limits() -> dict[str, int]:
