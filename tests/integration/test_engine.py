@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from watchdog.config import load_settings
 from watchdog.engine.rules import load_rules
@@ -167,27 +167,56 @@ def test_a_crash_mid_batch_loses_and_duplicates_nothing(
 def test_two_replicas_share_the_work_and_never_fire_twice(
     store: Store, db_url: str, province: Path
 ) -> None:
+    """Two daemons tick at once over 300 overdue cases in batches of 50. On PostgreSQL the
+    batches are claimed FOR UPDATE SKIP LOCKED: each replica evaluates a share, no case is
+    evaluated by both (the evaluated counts add up to exactly 300), no firing key is written
+    twice, and both replicas hold a batch at the same moment. Without SKIP LOCKED each replica
+    waits on the other's locks, so they take turns and never work at once (checked by hand:
+    the test fails on `max(inflight)`). SQLite has one writer and
+    no row locks: replicas are not supported there (docs/engine.md); the unique firing key
+    still writes each firing once."""
     e = engine(db_url, province)
     cases = [CASE | {"case_code": f"HS-{i}"} for i in range(300)]
     load(store, e.settings, cases, at("02/11/2026 09:00"))
     replicas = [engine(db_url, province) for _ in range(2)]
-    reports, errors = [], []
+    reports, errors, written = {}, [], {0: [], 1: []}
+    start, guard = threading.Barrier(2), threading.Lock()
+    inflight = [0]  # batches inside their write transaction right now, and the most seen
+    most = [0]
 
-    def work(r: Engine) -> None:
+    def work(n: int, r: Engine) -> None:
+        def slow_delivery(conn, fired) -> None:  # keeps each batch's locks a little while
+            written[n].extend(fid for fid, _ in fired)
+            with guard:
+                inflight[0] += 1
+                most[0] = max(most[0], inflight[0])
+            threading.Event().wait(0.05)
+            with guard:
+                inflight[0] -= 1
+
         try:
-            reports.append(r.tick(at("16/11/2026 10:00")))
+            start.wait(5)
+            reports[n] = r.tick(at("16/11/2026 10:00"), on_firings=slow_delivery)
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(r,)) for r in replicas]
+    threads = [threading.Thread(target=work, args=(n, r)) for n, r in enumerate(replicas)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert errors == []
-    assert sum(len(r.fired) for r in reports) == 300
+    f = schema.firings.c
     with store.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(schema.firings)).scalar_one() == 300
+        keys = conn.execute(select(f.case_id, f.stage, f.step, f.version, f.repeat_no)).all()
+    assert len(keys) == len(set(keys)) == 300  # every case's overdue, each key once
+    assert sorted(written[0] + written[1]) == sorted({*written[0], *written[1]})
+    if store.dialect == "postgresql":
+        evaluated = [reports[0].evaluated, reports[1].evaluated]
+        assert min(evaluated) > 0, f"one replica did all the work: {evaluated}"
+        assert sum(evaluated) == 300, f"some case was evaluated twice: {evaluated}"
+        assert min(len(written[0]), len(written[1])) > 0
+        assert most[0] == 2, "the replicas never held a batch at the same time"
 
 
 def test_findings_are_recorded_and_resolved(store: Store, db_url: str, province: Path) -> None:
@@ -245,7 +274,9 @@ def test_worker_processes_write_what_one_process_writes(
         workers=2,
     ) as pooled:
         report = pooled.tick(at("16/11/2026 10:00"))
-        assert pooled.replan_all(at("16/11/2026 10:00")).evaluated == 150  # nothing new: written once
+        assert (
+            pooled.replan_all(at("16/11/2026 10:00")).evaluated == 150
+        )  # nothing new: written once
     assert report.evaluated == 150 and report.batches == 4
     pooled_keys = firing_keys(store)
 
