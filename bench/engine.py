@@ -40,9 +40,10 @@ from sqlalchemy import create_engine, func, select, text, update  # noqa: E402
 from watchdog.config import load_settings  # noqa: E402
 from watchdog.engine.evaluate import evaluate  # noqa: E402
 from watchdog.engine.rules import load_rules  # noqa: E402
-from watchdog.engine.runner import Engine, fired_of  # noqa: E402
+from watchdog.engine.runner import Engine, as_fired  # noqa: E402
 from watchdog.store import Store, schema  # noqa: E402
 from watchdog.store.cases import open_cases  # noqa: E402
+from watchdog.store.firings import fired_so_far  # noqa: E402
 
 UNITS, AGENCIES, PROCEDURES, OFFICIALS = 500, 50, 2000, 20_000
 NOW = datetime(2026, 11, 18, 2, 30, tzinfo=UTC)  # Wednesday 09:30 in Hà Nội
@@ -114,14 +115,13 @@ def load_cases(store: Store, n: int, limits: dict[str, float]) -> None:
                 "received_at": received,
                 "status": 5 if rng.random() < 0.05 else 4,
                 "assignee": f"o{official}",
-                "channel": "online",
+                "submission_channel": "online",
                 "source": "bench",
                 "source_updated_at": max(
                     received, NOW - timedelta(seconds=rng.randint(0, 2 * 86400))
                 ),
                 "created_at": NOW,
                 "updated_at": NOW,
-                "due_version": 0,
             }
         )
         if len(chunk) == 20_000 or i == n - 1:
@@ -147,13 +147,13 @@ def naive_scan(store: Store, engine: Engine) -> int:
     batch: list = []
 
     def flush() -> None:
-        with store.engine.connect() as conn:
-            fired = fired_of(conn, [r.id for r, _ in batch])
+        fired = fired_so_far(store, [r.id for r, _ in batch])
         for record, events in batch:
             stages = engine.rules.stages_for(
-                engine.settings, record.procedure_code, record.unit_code, record.channel
+                engine.settings, record.procedure_code, record.unit_code, record.submission_channel
             )
-            evaluate(record, events, stages, engine.settings, fired.get(record.id, {}), NOW)
+            known = as_fired(fired.get(record.id, {}))
+            evaluate(record, events, stages, engine.settings, known, NOW)
         batch.clear()
 
     for facts in open_cases(store):
