@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from watchdog.config import ConfigError, load_settings
-from watchdog.durations import Duration, Unit
+from watchdog.durations import Duration, Unit, compute_due
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -200,3 +200,70 @@ def test_without_channels_the_file_channel_is_the_embedded_default(tmp_path: Pat
     assert s.channels.email is None and s.channels.telegram is None
     s = load_settings(write(tmp_path, "channels: {email: {from: a@b.vn}}\n", "e.yaml"), env={})
     assert s.channels.file is None and s.channels.email is not None
+
+
+# ----- bounds: durations the working calendar (years 1900-2200) can reach ---------------------
+
+
+def test_limits_and_allotments_beyond_ten_years_are_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """procedures:
+  - code: "1.1"
+    name: P
+    limit: 25000 working_days
+    steps: [{code: B1, name: Tiếp nhận, allot: 20001 working_hours}]
+  - {code: "1.2", name: Q, limit: 3651 calendar_days}
+  - code: "1.3"
+    name: R
+    limit: 1200001 working_minutes
+""",
+    )
+    problems = problems_of(path)
+    bound = "(about ten years; the working calendar covers the years 1900-2200)"
+    assert problems == [
+        f"{path}:4: procedures[0].limit: expected at most 2,500 working_days {bound}, "
+        "got '25000 working_days'",
+        f"{path}:5: procedures[0].steps[0].allot: expected at most 20,000 working_hours "
+        f"{bound}, got '20001 working_hours'",
+        f"{path}:6: procedures[1].limit: expected at most 3,650 calendar_days {bound}, "
+        "got '3651 calendar_days'",
+        f"{path}:9: procedures[2].limit: expected at most 1,200,000 working_minutes {bound}, "
+        "got '1200001 working_minutes'",
+    ]
+
+
+def test_limits_at_the_bounds_are_accepted(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """procedures:
+  - code: "1.1"
+    name: P
+    limit: 2500 working_days
+    steps: [{code: B1, name: Tiếp nhận, allot: 20000 working_hours}]
+  - {code: "1.2", name: Q, limit: 3650 calendar_days}
+  - {code: "1.3", name: R, limit: 0 working_days}
+""",
+    )
+    s = load_settings(path, env={})
+    assert s.procedures["1.1"].limit == Duration(2500, Unit.WORKING_DAYS)
+    assert s.procedures["1.2"].limit == Duration(3650, Unit.CALENDAR_DAYS)
+    # The largest limits still land well inside the calendar for a case received now.
+    received = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=7)))
+    cal = s.default_calendar
+    assert compute_due(cal, received, s.procedures["1.1"].limit).year < 2050
+    assert compute_due(cal, received, s.procedures["1.2"].limit).year == 2036
+
+
+def test_bounds_in_a_procedures_file_name_that_file(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "procedures:\n  - {code: '1', name: P, limit: 30000 working_days}\n",
+        "procs.yaml",
+    )
+    path = write(tmp_path, "procedures_file: procs.yaml\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(
+        f"{(tmp_path / 'procs.yaml').resolve()}:2: [0].limit: expected at most 2,500 working_days"
+    )
+    assert problem.endswith("got '30000 working_days'")

@@ -83,6 +83,77 @@ def test_calendar_days_are_not_working_time(tmp_path) -> None:
     assert "working time" in problems[0]
 
 
+BOUND = "(about ten years; the working calendar covers the years 1900-2200)"
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "bound"),
+    [
+        ("remaining", "2501 working_days", "2,500 working_days"),
+        ("overdue", "99999 working_days", "2,500 working_days"),
+        ("idle", "20001 working_hours", "20,000 working_hours"),
+        ("waiting", "1200001 working_minutes", "1,200,000 working_minutes"),
+    ],
+)
+def test_when_durations_beyond_the_calendar_are_refused(tmp_path, kind, value, bound) -> None:
+    file, problems = problems_of(tmp_path, one_stage(f"          {kind}: {value}"))
+    assert problems == [
+        f"{file}:6: policies[0].stages[0].when.{kind}: expected at most {bound} {BOUND}, "
+        f"got '{value}'"
+    ]
+
+
+def test_repeat_beyond_the_calendar_is_refused(tmp_path) -> None:
+    text = one_stage("          overdue: 0 working_days", "        repeat: 3000 working_days\n")
+    file, problems = problems_of(tmp_path, text)
+    assert problems == [
+        f"{file}:8: policies[0].stages[0].repeat: expected at most 2,500 working_days {BOUND}, "
+        "got '3000 working_days'"
+    ]
+
+
+REPEAT = 'expected a repeat of at least one minute of working time, such as "1 working_day"'
+
+
+@pytest.mark.parametrize(
+    "repeat",
+    ["0 working_days", "0 working_hours", "0.01 working_hours", "0.9 working_minutes", "10s"],
+)
+def test_repeat_under_one_minute_is_refused(tmp_path, repeat) -> None:
+    text = one_stage("          overdue: 0 working_days", f"        repeat: {repeat}\n")
+    file, problems = problems_of(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{file}:8: policies[0].stages[0].repeat: {REPEAT}")
+    assert problems[0].endswith(f"got '{repeat}'")
+
+
+def test_a_fraction_of_a_working_day_under_one_minute_is_refused(tmp_path) -> None:
+    # 0.002 of the default 8-hour day is 58 s; the length of a day depends on the calendar.
+    text = one_stage("          overdue: 0 working_days", "        repeat: 0.002 working_days\n")
+    file, problems = problems_of(tmp_path, text)
+    assert problems == [
+        f'{file}:8: policies[0].stages[0].repeat: {REPEAT} or "30 working_minutes", '
+        "got '0.002 working_days' (58 s in calendar 'default')"
+    ]
+
+
+def test_shortest_and_longest_durations_are_accepted(tmp_path) -> None:
+    text = """\
+policies:
+  - name: p
+    stages:
+      - {id: a, when: {overdue: 2500 working_days}, notify: [assignee], repeat: 1 working_minute}
+      - {id: b, when: {idle: 20000 working_hours}, notify: [assignee], repeat: 0.01 working_days}
+      - {id: c, when: {remaining: 0 working_days}, notify: [assignee], repeat: 2500 working_days}
+"""
+    s = settings_with(tmp_path, "rules: [rules.yaml]", rules=text)
+    rules = load_rules(s, env={})
+    a, b, c = rules.policies[0].stages
+    assert a.repeat == Duration(1, Unit.WORKING_MINUTES)
+    assert b.repeat == Duration(0.01, Unit.WORKING_DAYS)  # 288 s of an 8-hour day
+    assert c.repeat == Duration(2500, Unit.WORKING_DAYS)
+
+
 def test_bad_share_in_elapsed(tmp_path) -> None:
     file, problems = problems_of(tmp_path, one_stage('          elapsed: "175%"'))
     assert len(problems) == 1

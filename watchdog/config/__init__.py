@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from watchdog.calendar import WorkingCalendar
 from watchdog.config.models import (
+    MAX_DURATION,
     CalendarConfig,
     ChannelsConfig,
     Config,
@@ -22,13 +23,16 @@ from watchdog.config.models import (
     OfficialConfig,
     ProcedureConfig,
     UnitConfig,
+    check_duration_bounds,
 )
 from watchdog.config.yamlsrc import ConfigError, Located, format_path, load_yaml
 
 __all__ = [
+    "MAX_DURATION",
     "Config",
     "ConfigError",
     "Settings",
+    "check_duration_bounds",
     "default_config_path",
     "format_path",
     "load_settings",

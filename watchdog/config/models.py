@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from watchdog.durations import Duration
+from watchdog.durations import Duration, Unit
 
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -58,8 +58,48 @@ def parse_span(value: Any) -> timedelta:
     return timedelta(seconds=float(m.group(1)) * factor)
 
 
+# Largest duration a configuration may give, per unit: about ten years (see check_duration_bounds).
+MAX_DURATION: dict[Unit, int] = {
+    Unit.WORKING_DAYS: 2_500,
+    Unit.WORKING_HOURS: 20_000,
+    Unit.WORKING_MINUTES: 1_200_000,
+    Unit.CALENDAR_DAYS: 3_650,
+}
+
+
+def check_duration_bounds(duration: Duration, value: Any = None) -> Duration:
+    """The duration itself when it is within MAX_DURATION, else ValueError naming the bound.
+
+    Why about ten years: the working calendar computes the years 1900-2200 only
+    (watchdog.calendar), and nothing an office does by law (a procedure's time limit, a step's
+    allotment, a rule's `remaining`/`overdue`/`idle`/`waiting` or `repeat`) comes near ten
+    years; the longest procedures count months. A larger value is a typo (an extra zero, a
+    number pasted into the wrong cell) and would put dues past the calendar's last year, where
+    every command that computes the case fails. The bounds:
+
+    - 2,500 working days: ~10 years at the ~245-250 working days of a VN year;
+    - 20,000 working hours: 2,500 days of the default 8 office hours (on a shorter office day
+      it stretches further, yet stays within a century, computable for any case received now);
+    - 1,200,000 working minutes: the same 20,000 hours;
+    - 3,650 calendar days: 10 years.
+
+    A case received near the calendar's edge (year 2200) can still reach past it: the engine,
+    the board and the report skip such a case and record an `evaluation_error` finding.
+    """
+    bound = MAX_DURATION[duration.unit]
+    if duration.amount > bound:
+        shown = value if isinstance(value, str) else str(duration)
+        raise ValueError(
+            f"expected at most {bound:,} {duration.unit.value} (about ten years; the working "
+            f"calendar covers the years 1900-2200), got {shown!r}"
+        )
+    return duration
+
+
 def parse_duration(value: Any) -> Duration:
-    return value if isinstance(value, Duration) else Duration.parse(value)
+    """A duration within MAX_DURATION: procedure limits and step allotments."""
+    d = value if isinstance(value, Duration) else Duration.parse(value)
+    return check_duration_bounds(d, value)
 
 
 TimeOfDay = Annotated[time, BeforeValidator(parse_time)]

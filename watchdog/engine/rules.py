@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
-from watchdog.config import ConfigError, Settings, validate_model
+from watchdog.config import ConfigError, Settings, check_duration_bounds, validate_model
 from watchdog.config.models import Model, TimeOfDay
 from watchdog.config.yamlsrc import Located, load_yaml
 from watchdog.durations import Duration, Unit
@@ -30,9 +30,35 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _working(value: Any) -> Duration:
+    """Working time within the configuration's bounds (config.models.MAX_DURATION: about ten
+    years; the calendar covers 1900-2200 only, so a larger delay is a typo)."""
     d = value if isinstance(value, Duration) else Duration.parse(value)
     if d.unit is Unit.CALENDAR_DAYS:
         raise ValueError(f'expected working time such as "1 working_day", got {value!r}')
+    return check_duration_bounds(d, value)
+
+
+# Shortest `repeat`: a stage repeated more often than once a minute of working time would fire
+# on every tick (and "0 working_days" would never leave its first instant).
+MIN_REPEAT_SECONDS = 60
+_MIN_REPEAT_TEXT = (
+    'expected a repeat of at least one minute of working time, such as "1 working_day" or '
+    '"30 working_minutes"'
+)
+
+
+def _repeat(value: Any) -> Duration:
+    """A working duration of at least MIN_REPEAT_SECONDS. Working days depend on the calendar's
+    office hours; a fraction of a day is checked against every calendar by `load_rules`."""
+    if not isinstance(value, Duration):
+        try:
+            Duration.parse(value)
+        except ValueError:
+            raise ValueError(f"{_MIN_REPEAT_TEXT}, got {value!r}") from None
+    d = _working(value)
+    per_unit = {Unit.WORKING_HOURS: 3600, Unit.WORKING_MINUTES: 60}.get(d.unit)
+    if d.amount == 0 or (per_unit and round(d.amount * per_unit) < MIN_REPEAT_SECONDS):
+        raise ValueError(f"{_MIN_REPEAT_TEXT}, got {value!r}")
     return d
 
 
@@ -44,6 +70,7 @@ def _percent(value: Any) -> float:
 
 
 WorkingDuration = Annotated[Duration, BeforeValidator(_working)]
+RepeatDuration = Annotated[Duration, BeforeValidator(_repeat)]
 Share = Annotated[float, BeforeValidator(_percent)]
 
 
@@ -94,7 +121,7 @@ class Stage(Model):
     notify: tuple[str, ...] = Field(min_length=1)
     channels: tuple[Literal["telegram", "email", "file"], ...] | None = None
     all_channels: bool = False
-    repeat: WorkingDuration | None = None
+    repeat: RepeatDuration | None = None
     until_ack: bool = False
     inhibits: tuple[str, ...] = ()
     urgent: bool = False
@@ -357,6 +384,20 @@ def _check_policy(policy: Policy, at: tuple, located: Located, settings: Setting
                     located.error(
                         (*here, "channels", k),
                         f"channel {channel!r} is not configured under channels:",
+                    )
+                )
+        if stage.repeat is not None and stage.repeat.unit is Unit.WORKING_DAYS:
+            short = {
+                name: seconds
+                for name, cal in settings.calendars.items()
+                if (seconds := stage.repeat.working_seconds(cal)) < MIN_REPEAT_SECONDS
+            }
+            if short:
+                where = ", ".join(f"{s} s in calendar {name!r}" for name, s in short.items())
+                problems.append(
+                    located.error(
+                        (*here, "repeat"),
+                        f"{_MIN_REPEAT_TEXT}, got {str(stage.repeat)!r} ({where})",
                     )
                 )
         for k, other in enumerate(stage.inhibits):

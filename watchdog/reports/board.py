@@ -1,8 +1,14 @@
-"""`watchdog cases`: the board of open cases, most urgent first."""
+"""`watchdog cases`: the board of open cases, most urgent first.
+
+A case whose deadline cannot be computed (an instant past the calendar's years, any error of
+its timeline) is skipped, never fatal: it is recorded as an `evaluation_error` finding, as the
+engine does, and listed in `Board.skipped` for the caller to mention.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +17,12 @@ from watchdog.config import Settings
 from watchdog.engine.deadline import CaseRecord, CaseState, State, open_state, timeline
 from watchdog.store import Store
 from watchdog.store.cases import open_cases
+from watchdog.store.findings import NewFinding, record_findings
 from watchdog.timefmt import iso, show, show_working
+
+log = logging.getLogger(__name__)
+
+EVALUATION_ERROR = "evaluation_error"  # the finding kind the engine's runner records too
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,59 @@ class BoardLine:
         return (1 if s.state is State.WAITING else 0, s.remaining or 0)
 
 
+@dataclass(frozen=True)
+class SkippedCase:
+    """A case left out of a listing because its deadline cannot be computed."""
+
+    case: CaseRecord
+    error: str  # "ValueError: year 2201 is outside the supported range 1900-2200"
+
+    @property
+    def note(self) -> str:
+        """One line for stderr."""
+        return (
+            f"case {self.case.case_code}: skipped, its deadline cannot be computed "
+            f"({self.error}); recorded as finding {EVALUATION_ERROR}"
+        )
+
+
+def skipped_case(case: CaseRecord, error: Exception) -> SkippedCase:
+    # The caller prints the note; the traceback is for debugging only.
+    log.debug("case %s cannot be computed", case.case_code, exc_info=error)
+    return SkippedCase(case, f"{type(error).__name__}: {error}")
+
+
+def record_skipped(store: Store, skipped: Sequence[SkippedCase], now: datetime) -> None:
+    """Record each skipped case as an `evaluation_error` finding (kind, case code) in one write.
+
+    A read command must still answer when the finding cannot be written (a read-only
+    database, a lock held too long): that is logged, and the notes still name the cases.
+    """
+    found = [NewFinding(EVALUATION_ERROR, s.case.case_code, s.error, s.case.id) for s in skipped]
+    try:
+        record_findings(store, found, now)
+    except Exception as e:
+        log.warning(
+            "could not record %d %s finding(s): %s: %s",
+            len(found),
+            EVALUATION_ERROR,
+            type(e).__name__,
+            e,
+        )
+
+
+class Board(list[BoardLine]):
+    """The board's lines, most urgent first, plus the cases it had to skip (`skipped`)."""
+
+    def __init__(self, lines: Iterable[BoardLine] = (), skipped: Iterable[SkippedCase] = ()):
+        super().__init__(lines)
+        self.skipped: list[SkippedCase] = list(skipped)
+
+    @property
+    def notes(self) -> list[str]:
+        return [s.note for s in self.skipped]
+
+
 def board(
     store: Store,
     settings: Settings,
@@ -35,17 +99,26 @@ def board(
     unit: str | None = None,
     official: str | None = None,
     state: str | None = None,
-) -> list[BoardLine]:
+) -> Board:
+    """Open cases with their state at `now`. A case that cannot be computed is skipped and
+    recorded as a finding; `Board.skipped` lists those (all of them, whatever `state`)."""
     units = settings.subtree(unit) if unit else None
-    lines = []
+    lines: list[BoardLine] = []
+    skipped: list[SkippedCase] = []
     for case, events in open_cases(store, units=units, official=official):
-        calendar = settings.calendar_for(case.unit_code)
-        tl = timeline(case, events, settings.procedures.get(case.procedure_code), calendar)
-        status = open_state(tl, calendar, now)
+        try:
+            calendar = settings.calendar_for(case.unit_code)
+            tl = timeline(case, events, settings.procedures.get(case.procedure_code), calendar)
+            status = open_state(tl, calendar, now)
+        except Exception as e:  # one case that cannot be computed never stops the board
+            skipped.append(skipped_case(case, e))
+            continue
         if state is None or status.state == state:
             lines.append(BoardLine(case, status))
     lines.sort(key=BoardLine.urgency)
-    return lines
+    if skipped:
+        record_skipped(store, skipped, now)
+    return Board(lines, skipped)
 
 
 COLUMNS = ("case_code", "unit", "procedure", "assignee", "received", "due", "remaining", "state")

@@ -2,6 +2,10 @@
 
 The `portal` metric is the table provinces publish: Tiếp nhận, Đúng hạn, Trong hạn, Trễ hạn and
 Tỷ lệ đúng hạn = Đúng hạn / (Đúng hạn + Trễ hạn) x 100.
+
+A case whose due cannot be computed (an instant past the calendar's years, any error of its
+timeline) is left out of every count, recorded as an `evaluation_error` finding and named in
+`Report.notes`; it never stops the report.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from watchdog.clock import SystemClock
 from watchdog.config import Settings
 from watchdog.domain import CLOSED_WITHOUT_RESULT
 from watchdog.engine.deadline import CaseRecord, is_open_at, timeline
+from watchdog.reports.board import SkippedCase, record_skipped, skipped_case
 from watchdog.store import Store
 from watchdog.store.cases import cases_received_between
 
@@ -82,6 +88,7 @@ class Report:
     total: Counts
     without_due: int = 0  # cases of unknown procedures without an appointment: received only
     notes: list[str] = field(default_factory=list)
+    skipped: list[SkippedCase] = field(default_factory=list)  # not counted: see the notes
 
 
 def outcome_at(case: CaseRecord, due: datetime | None, as_of: datetime) -> Outcome:
@@ -112,14 +119,24 @@ def build_report(
     *,
     as_of: datetime | None = None,
     by: By = By.UNIT,
+    now: datetime | None = None,
 ) -> Report:
+    """Counts of the cases received in [start, end] as they stand at `as_of` (default: the end
+    of the period). `now` (default: the system clock) dates the findings of skipped cases."""
     lo, hi = period_bounds(settings, start, end)
     as_of = as_of or hi
     own: dict[str, Counts] = {}
     without_due = 0
+    skipped: list[SkippedCase] = []
     for case, events in cases_received_between(store, lo, hi):
-        calendar = settings.calendar_for(case.unit_code)
-        due = timeline(case, events, settings.procedures.get(case.procedure_code), calendar).due
+        try:
+            calendar = settings.calendar_for(case.unit_code)
+            procedure = settings.procedures.get(case.procedure_code)
+            due = timeline(case, events, procedure, calendar).due
+            outcome = outcome_at(case, due, as_of)
+        except Exception as e:  # one case that cannot be computed never stops the report
+            skipped.append(skipped_case(case, e))
+            continue
         if due is None and case.status not in CLOSED_WITHOUT_RESULT:
             without_due += 1
         key = {
@@ -127,17 +144,20 @@ def build_report(
             By.PROCEDURE: case.procedure_code,
             By.OFFICIAL: case.assignee or "",
         }[by]
-        own.setdefault(key, Counts()).add(outcome_at(case, due, as_of))
+        own.setdefault(key, Counts()).add(outcome)
     rows = list(_rows(settings, by, own))
     total = Counts()
     for counts in own.values():
         total.merge(counts)
-    report = Report(by, start, end, as_of, rows, total, without_due)
+    report = Report(by, start, end, as_of, rows, total, without_due, skipped=skipped)
     if without_due:
         report.notes.append(
             f"{without_due} case(s) have an unknown procedure and no appointment date: "
             "counted as received only"
         )
+    if skipped:
+        record_skipped(store, skipped, now or SystemClock().now())
+        report.notes.extend(f"{s.note}; not counted" for s in skipped)
     return report
 
 
