@@ -71,15 +71,24 @@ def _date(text: str, option: str) -> date:
     return when.date() if isinstance(when, datetime) else when
 
 
-def _store(settings: Settings):
+# The database URL of this command, for the message of a database error raised after opening.
+_database_url: str | None = None
+
+
+def _store(settings: Settings, *, migrate: bool = True):
     from watchdog.store import Store
 
-    return Store.open(settings.database_url)
+    global _database_url
+    _database_url = settings.database_url
+    return Store.open(settings.database_url, migrate=migrate)
 
 
 def _write(text: str, out: str | None) -> None:
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None
         _err(f"written to {out}")
     else:
         sys.stdout.write(text)
@@ -90,6 +99,7 @@ def _write(text: str, out: str | None) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from watchdog.engine.rules import load_rules
+    from watchdog.store.db import check_database
 
     settings = _settings(args)
     rules = load_rules(settings)
@@ -103,6 +113,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"rules: OK ({len(rules.files)} file(s), {len(rules.policies)} policies, {stages} stages, "
         f"{len(rules.digests)} digests, hash {rules.hash})"
     )
+    global _database_url
+    _database_url = settings.database_url
+    print(check_database(settings.database_url))
     return EXIT_OK
 
 
@@ -142,6 +155,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         path,
         _clock(args, settings).now(),
         dry_run=args.dry_run,
+        encoding=args.encoding,
         progress=Progress(f"importing {path.name}"),
         on_problem=_err,
     )
@@ -304,12 +318,13 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from watchdog.store import Store
+    from watchdog.store.db import display_url
 
     settings = _settings(args)
-    store = Store.open(settings.database_url, migrate=False)
+    store = _store(settings, migrate=False)
     store.upgrade()
-    _err(f"database at the latest schema: {store.engine.url.render_as_string(hide_password=True)}")
+    store.close()
+    _err(f"database at the latest schema: {display_url(settings.database_url)}")
     return EXIT_OK
 
 
@@ -343,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("import", cmd_import, "import cases from a CSV or XLSX file")
     sp.add_argument("file")
     sp.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
+    sp.add_argument(
+        "--encoding",
+        default="utf-8",
+        metavar="E",
+        help="text encoding of a CSV file; BOMs are honoured; cp1258 accepted",
+    )
     sp.add_argument("--now", help=argparse.SUPPRESS)
 
     sp = command("cases", cmd_cases, "open cases with due, remaining time and state")
@@ -403,8 +424,21 @@ def _non_negative_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)  # --help may meet a closed pipe too
+        status = _run(args)
+        sys.stdout.flush()  # here, so that a reader gone away is noticed below
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, with every expected failure turned into one line on stderr and its status."""
+    global _database_url
+    _database_url = None
     try:
         return args.func(args)
     except ConfigError as e:
@@ -414,16 +448,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         _err(f"watchdog: {e}")
         return EXIT_USAGE
-    except Exception as e:
-        from watchdog.sources.fileimport import ImportFileError
-        from watchdog.store.db import SchemaOutdated
-
-        if isinstance(e, ImportFileError):
-            _err(str(e))
-            return EXIT_FAILED
-        if isinstance(e, SchemaOutdated):
-            _err(f"watchdog: {e}")
-            return EXIT_USAGE
+    except BrokenPipeError:
         raise
-    except KeyboardInterrupt:
-        return 130
+    except Exception as e:
+        return _failure(e)
+
+
+def _failure(e: Exception) -> int:
+    from watchdog.sources.fileimport import ImportFileError
+    from watchdog.store.db import as_store_error
+
+    if isinstance(e, ImportFileError):
+        _err(str(e))
+        return EXIT_FAILED
+    debug = os.environ.get("WATCHDOG_DEBUG", "") not in ("", "0")
+    if (error := as_store_error(e, _database_url)) is not None:
+        if debug and error is not e:
+            _traceback(e)
+        _err(f"watchdog: {error}")
+        return error.exit_code
+    if debug:
+        _traceback(e)
+        return EXIT_FAILED
+    why = " ".join(str(e).split()) or "(no message)"
+    _err(
+        f"watchdog: unexpected error: {type(e).__name__}: {why} "
+        "(set WATCHDOG_DEBUG=1 for the traceback)"
+    )
+    return EXIT_FAILED
+
+
+def _traceback(e: BaseException) -> None:
+    import traceback
+
+    traceback.print_exception(e, file=sys.stderr)
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (`watchdog cases | head`): stop quietly. Python would
+    report the broken pipe again when it flushes at exit, so the stream that failed now points
+    at /dev/null (the recipe in the documentation of the `signal` module)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    return 128 + 13  # as if killed by SIGPIPE, like the other commands of a pipeline

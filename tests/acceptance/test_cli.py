@@ -288,3 +288,21 @@ def test_check_reports_rule_errors_with_file_and_line(province: Path) -> None:
         'such as "15 working_days", "4 working_hours", "30 calendar_days" or "0 working_days", '
         "got '1 dy'"
     )
+
+
+def test_import_of_a_cp1258_file_with_encoding(province: Path) -> None:
+    cwd = province.parent
+    csv = cwd / "cp1258.csv"
+    csv.write_bytes(
+        (
+            "case_code,procedure_code,unit_code,received_at,status,applicant_name\n"
+            "W1,2.000488,STP.HC,19/11/2026 09:00,2,Đào Văn Tư\n"
+        ).encode("cp1258")
+    )
+    r = watchdog("--config", str(province), "import", str(csv), cwd=cwd)
+    assert r.returncode == 1 and "--encoding cp1258" in r.stderr and "Traceback" not in r.stderr
+    r = watchdog("--config", str(province), "import", str(csv), "--encoding", "cp1258", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["inserted"] == 1
+    r = watchdog("--config", str(province), "import", "--help", cwd=cwd)
+    assert "--encoding E" in r.stdout and "cp1258" in r.stdout

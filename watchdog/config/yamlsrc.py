@@ -79,25 +79,56 @@ def expand_env(text: str, env: dict[str, str] | None = None) -> str:
 def load_yaml(file: Path, env: dict[str, str] | None = None) -> Located:
     """Read a YAML file into plain data with line numbers; raises ConfigError."""
     try:
-        text = file.read_text(encoding="utf-8")
+        raw = file.read_bytes()
     except OSError as e:
         raise ConfigError([f"{file}: cannot read: {e.strerror or e}"]) from e
-    return parse_yaml(text, file, env)
+    return parse_yaml(decode_text(raw, file), file, env)
+
+
+def decode_text(raw: bytes, file: Path) -> str:
+    """The text of a configuration file: UTF-8 (a BOM is allowed); anything else is one
+    ConfigError that names the line and says what to do."""
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise ConfigError(
+            [f"{file}:{line}: not a text file (it contains NUL bytes): give a YAML file"]
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            [f"{file}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}): save the file as UTF-8"]
+        ) from None
 
 
 def parse_yaml(text: str, file: Path, env: dict[str, str] | None = None) -> Located:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise ConfigError([f"{file}:{line}: invalid YAML: {getattr(e, 'problem', e)}"]) from e
+        raise ConfigError([_yaml_problem(e, text, file)]) from e
     located = Located(file, None)
     problems: list[str] = []
     located.data = _build(node, (), located, problems, env) if node is not None else {}
     if problems:
         raise ConfigError(problems)
     return located
+
+
+def _yaml_problem(e: yaml.YAMLError, text: str, file: Path) -> str:
+    """One line: where, what PyYAML found, and what to do."""
+    if isinstance(e, yaml.reader.ReaderError):
+        line = text[: e.position].count("\n") + 1
+        what = f"character #x{e.character:04x} is not allowed in YAML"
+        return f"{file}:{line}: not a YAML file ({what}): give a YAML file in UTF-8"
+    mark = getattr(e, "problem_mark", None)
+    line = mark.line + 1 if mark else 1
+    problem = " ".join(str(getattr(e, "problem", None) or e).split())
+    lines = text.splitlines()
+    at = lines[line - 1] if line <= len(lines) else ""
+    indent = at[: len(at) - len(at.lstrip())]
+    hint = "indent with spaces, not tabs" if "\t" in indent else "fix the YAML syntax"
+    return f"{file}:{line}: invalid YAML: {problem}: {hint}"
 
 
 def _build(node: yaml.Node, path: Path_, loc: Located, problems: list[str], env) -> Any:
