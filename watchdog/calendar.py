@@ -107,9 +107,52 @@ class WorkingCalendar:
             return ()
         if d.weekday() < 5 or d in self._weekend_workdays(d.year):
             return self._periods  # type: ignore[attr-defined]
-        if d.weekday() == 5 and self.saturday_morning:
-            return self._morning  # type: ignore[attr-defined]
         return ()
+
+    def _is_day_off(self, d: date) -> bool:
+        """A public or local holiday (not a weekend as such)."""
+        if d in self.extra_workdays:
+            return False
+        return d in self.extra_holidays or d in self._public_holidays
+
+    def is_reception_day(self, d: date) -> bool:
+        """Whether the desk receives (and messages are delivered) on this date: every working
+        day, plus, with `saturday_morning`, the Saturdays outside a holiday break (the Saturday
+        itself, the Friday before or the Monday after is a holiday)."""
+        if self.is_working_day(d):
+            return True
+        return (
+            self.saturday_morning
+            and d.weekday() == 5
+            and not any(self._is_day_off(d + timedelta(days=k)) for k in (-1, 0, 2))
+        )
+
+    def desk_periods_on(self, d: date) -> tuple[tuple[int, int], ...]:
+        """The desk's open periods of a date (seconds of the day): office hours on a working
+        day, the morning periods on a reception Saturday. No limit counts this time."""
+        periods = self._periods_on(d)
+        if periods or not self.is_reception_day(d):
+            return periods
+        return self._morning  # type: ignore[attr-defined]
+
+    def is_desk_instant(self, t: datetime) -> bool:
+        lt = self.local(t)
+        sec = lt.hour * 3600 + lt.minute * 60 + lt.second
+        return any(a <= sec < b for a, b in self.desk_periods_on(lt.date()))
+
+    def next_desk_instant(self, t: datetime) -> datetime:
+        """t itself when the desk is open, else the next opening of the desk (messages wait
+        for it in quiet hours): office hours, and Saturday mornings on a desk that opens."""
+        lt = self.local(t)
+        d = lt.date()
+        sec = lt.hour * 3600 + lt.minute * 60 + lt.second
+        for _ in range(400):
+            for a, b in self.desk_periods_on(d):
+                if sec < b:
+                    return lt if sec >= a else self._at(d.toordinal(), a)
+            d, sec = d + timedelta(days=1), -1
+            lt = self._at(d.toordinal(), 0)
+        return self.opening(d)  # a year without an open desk: fall back to working days
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - calendars live as long as the process
     def _weekend_workdays(self, year: int) -> frozenset[date]:
@@ -278,9 +321,12 @@ class WorkingCalendar:
         return self.opening(self.next_working_day(lt.date()))
 
     def clock_start(self, received: datetime) -> datetime:
-        """Start of the clock S (SPEC 4): cutoff first, then the next working instant."""
+        """Start of the clock S (SPEC 4): cutoff first, then the next working instant.
+
+        The cutoff applies on every reception day; a case received on a Saturday (reception
+        time, never limit time) or any other day off counts from the next working day."""
         lt = self.local(received)
-        if self.is_working_day(lt.date()) and lt.time() >= self.cutoff:
+        if self.is_reception_day(lt.date()) and lt.time() >= self.cutoff:
             return self.opening(self.next_working_day(lt.date()))
         return self.next_working_instant(lt)
 

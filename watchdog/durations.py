@@ -81,10 +81,13 @@ def compute_due(
 
     `start` is the start of the clock when the caller already has it.
     """
-    if limit.unit is Unit.CALENDAR_DAYS:
-        day = calendar.local(received).date() + timedelta(days=int(limit.amount))
-        return calendar.close(day)
     start = start or calendar.clock_start(received)
+    if limit.unit is Unit.CALENDAR_DAYS:
+        # Civil Code 2015 art. 148: counted from the date of the clock's start (a receipt after
+        # the cutoff or on a day off starts on the next working day), ending at the close of a
+        # working day: the date itself when it works, else the next working day.
+        day = calendar.local(start).date() + timedelta(days=int(limit.amount))
+        return calendar.close(day)
     if limit.amount == 0 and limit.unit is Unit.WORKING_DAYS:  # same-day procedures
         return calendar.day_close_of(start)
     return calendar.add_working(start, limit.working_seconds(calendar))

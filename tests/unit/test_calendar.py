@@ -317,8 +317,11 @@ def test_n_working_hours():
 def test_n_calendar_days():
     # Mon 09/03/2026 + 30 days = Wed 08/04/2026 -> close 17:00.
     assert_same_instant(due(vn(2026, 3, 9, 10), "30 calendar_days"), vn(2026, 4, 8, 17))
-    # The cutoff does not matter for calendar days: Mon 16:00 + 1 day -> Tue 10/03 17:00.
-    assert_same_instant(due(vn(2026, 3, 9, 16), "1 calendar_day"), vn(2026, 3, 10, 17))
+    # Counted from the date of the clock's start (Civil Code art. 148, SPEC 4): Mon 16:00 is
+    # after the cutoff, S = Tue 10/03 07:00; + 1 day = Wed 11/03 -> close 17:00.
+    assert_same_instant(due(vn(2026, 3, 9, 16), "1 calendar_day"), vn(2026, 3, 11, 17))
+    # Received Saturday 14/03 10:00: S = Mon 16/03 07:00; + 3 days = Thu 19/03 -> 17:00.
+    assert_same_instant(due(vn(2026, 3, 14, 10), "3 calendar_days"), vn(2026, 3, 19, 17))
 
 
 def test_calendar_days_landing_on_day_off():
@@ -385,27 +388,63 @@ def test_extra_holiday_on_a_weekend_changes_nothing():
     assert_same_instant(due(vn(2026, 3, 13, 9), "1 working_day", cal), vn(2026, 3, 16, 9))
 
 
-def test_saturday_morning():
+def test_saturday_morning_is_reception_time_never_limit_time():
+    """SPEC 4: `saturday_morning` opens the desk for receiving (and delivering); limits count
+    Monday-Friday working days only, and a case received on Saturday counts from Monday."""
     cal = WorkingCalendar(name="desk", saturday_morning=True)
     sat = date(2026, 3, 14)
-    assert cal.is_working_day(sat)
-    assert cal.periods_of(sat) == [(vn(2026, 3, 14, 7), vn(2026, 3, 14, 11, 30))]
-    assert cal.day_seconds == DAY  # a working day is still 8 hours
-    assert not cal.is_working_day(date(2026, 3, 15))  # Sunday stays off
-    assert cal.is_working_instant(vn(2026, 3, 14, 11, 29))
-    assert not cal.is_working_instant(vn(2026, 3, 14, 14))
-    # Sat 10:00 + 8h: Sat 1h30 (to 11:30); 6h30 left; Mon 07:00-11:30 4h30 (2h left)
-    # -> Mon 16/03 13:30 + 2h = 15:30.
-    assert_same_instant(due(vn(2026, 3, 14, 10), "1 working_day", cal), vn(2026, 3, 16, 15, 30))
-    # Fri 15:30 after cutoff -> Sat 07:00; + 8h: Sat 4h30, 3h30 left -> Mon 10:30.
-    assert_same_instant(cal.clock_start(vn(2026, 3, 13, 15, 30)), vn(2026, 3, 14, 7))
-    assert_same_instant(due(vn(2026, 3, 13, 15, 30), "1 working_day", cal), vn(2026, 3, 16, 10, 30))
-    # Sat 12:00 (afternoon not worked) -> Mon 07:00.
-    assert_same_instant(cal.clock_start(vn(2026, 3, 14, 12)), vn(2026, 3, 16, 7))
-    # Same-day limit received Saturday morning -> Saturday 11:30.
-    assert_same_instant(due(vn(2026, 3, 14, 9), "0 working_days", cal), vn(2026, 3, 14, 11, 30))
-    # Fri 16:00 -> Mon 08:00 on this calendar: Fri 1h + Sat 4h30 + Mon 1h.
-    assert cal.working_seconds_between(vn(2026, 3, 13, 16), vn(2026, 3, 16, 8)) == 6 * H + 30 * M
+    assert not cal.is_working_day(sat) and cal.is_reception_day(sat)
+    assert cal.periods_of(sat) == []  # no working time at all
+    assert cal.is_desk_instant(vn(2026, 3, 14, 11, 29))
+    assert not cal.is_desk_instant(vn(2026, 3, 14, 14))
+    assert not cal.is_working_instant(vn(2026, 3, 14, 10))
+    assert not cal.is_reception_day(date(2026, 3, 15))  # Sunday stays off
+    # Received Sat 10:00: S = Mon 16/03 07:00; 1 working day -> Mon 17:00.
+    assert_same_instant(cal.clock_start(vn(2026, 3, 14, 10)), vn(2026, 3, 16, 7))
+    assert_same_instant(due(vn(2026, 3, 14, 10), "1 working_day", cal), vn(2026, 3, 16, 17))
+    # Fri 15:30 after cutoff -> Mon 07:00 (the Saturday does not count) -> Mon 17:00.
+    assert_same_instant(cal.clock_start(vn(2026, 3, 13, 15, 30)), vn(2026, 3, 16, 7))
+    assert_same_instant(due(vn(2026, 3, 13, 15, 30), "1 working_day", cal), vn(2026, 3, 16, 17))
+    # Same-day limit received Saturday morning -> close of Monday.
+    assert_same_instant(due(vn(2026, 3, 14, 9), "0 working_days", cal), vn(2026, 3, 16, 17))
+    # Fri 16:00 -> Mon 08:00: Fri 1h + Mon 1h; Saturday adds nothing.
+    assert cal.working_seconds_between(vn(2026, 3, 13, 16), vn(2026, 3, 16, 8)) == 2 * H
+    # Messages wait for the desk: Fri 18:00 -> Sat 07:00; Sat 12:00 -> Mon 07:00.
+    assert_same_instant(cal.next_desk_instant(vn(2026, 3, 13, 18)), vn(2026, 3, 14, 7))
+    assert_same_instant(cal.next_desk_instant(vn(2026, 3, 14, 12)), vn(2026, 3, 16, 7))
+    # Without saturday_morning the desk waits for Monday.
+    assert_same_instant(CAL.next_desk_instant(vn(2026, 3, 13, 18)), vn(2026, 3, 16, 7))
+
+
+def test_no_saturday_reception_inside_a_holiday_break():
+    """A Saturday whose Friday before or Monday after is a holiday, or which is one itself,
+    lies in a holiday break: the desk stays closed."""
+    cal = WorkingCalendar(name="desk", saturday_morning=True)
+    # Thu 30/04 and Fri 01/05/2026 are holidays: Saturday 02/05 is in the break.
+    assert not cal.is_reception_day(date(2026, 5, 2))
+    # 2/9/2026: Mon 31/08 (swapped for the worked Sat 22/08), Tue 01/09 and Wed 02/09 are off:
+    # Saturday 29/08 is in the break; Saturday 22/08 is a full working day.
+    assert not cal.is_reception_day(date(2026, 8, 29))
+    assert cal.is_working_day(date(2026, 8, 22))
+    # Tue 24/11/2026 is a holiday, but Mon 23/11 works: Saturday 21/11 opens.
+    assert cal.is_reception_day(date(2026, 11, 21))
+    # Hùng Kings 26/04/2026 is a Sunday, observed Monday 27/04: Saturday 25/04 is in the break.
+    assert not cal.is_reception_day(date(2026, 4, 25))
+    # An extra holiday on the Friday closes the Saturday too.
+    local = WorkingCalendar(
+        name="local", saturday_morning=True, extra_holidays=frozenset({date(2026, 3, 13)})
+    )
+    assert not local.is_reception_day(date(2026, 3, 14))
+
+
+def test_the_cutoff_applies_on_every_reception_day():
+    # A desk whose cutoff is before the Saturday close: received Saturday 10:30 after an
+    # 10:00 cutoff, or at 09:00 before it: either way the clock starts Monday 07:00.
+    cal = WorkingCalendar(name="desk", saturday_morning=True, cutoff=time(10))
+    assert_same_instant(cal.clock_start(vn(2026, 3, 14, 10, 30)), vn(2026, 3, 16, 7))
+    assert_same_instant(cal.clock_start(vn(2026, 3, 14, 9)), vn(2026, 3, 16, 7))
+    # On a weekday at 10:30, after this cutoff: the next working day.
+    assert_same_instant(cal.clock_start(vn(2026, 3, 12, 10, 30)), vn(2026, 3, 13, 7))
 
 
 def test_saturday_morning_public_holiday_stays_off():

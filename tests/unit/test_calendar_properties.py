@@ -217,6 +217,29 @@ YEARS = range(2000, 2061)
 HUNG_KINGS_SINCE = 2007  # holidays.VN (Labour Code amendment 2007): no Hùng Kings day before
 
 
+LIMITS = st.one_of(
+    st.integers(0, 60).map(lambda n: f"{n} working_days"),
+    st.integers(1, 80).map(lambda n: f"{n} working_hours"),
+    st.integers(0, 90).map(lambda n: f"{n} calendar_days"),
+)
+
+
+@SETTINGS
+@given(t=INSTANTS, limit=LIMITS, cutoff=st.sampled_from([time(15), time(11), time(16, 30)]))
+def test_saturday_morning_never_changes_a_due_for_a_weekday_receipt(t, limit, cutoff):
+    """SPEC 4: Saturday morning is reception time, never limit time. For any receipt on a
+    weekday, the desk calendar with `saturday_morning` and the same calendar without it give
+    the same due, whatever the limit and the cutoff (a Friday receipt after the cutoff still
+    counts from the next working day, not from Saturday)."""
+    from watchdog.durations import Duration, compute_due
+
+    assume(t.astimezone(VN).weekday() < 5)
+    with_desk = WorkingCalendar(name="desk", saturday_morning=True, cutoff=cutoff)
+    without = WorkingCalendar(name="plain", saturday_morning=False, cutoff=cutoff)
+    d = Duration.parse(limit)
+    assert compute_due(with_desk, t, d) == compute_due(without, t, d)
+
+
 def _solar(day: int, month: int, year: int) -> date:
     r = convert_lunar_to_solar(day, month, year)
     assert r is not None, (day, month, year)

@@ -50,12 +50,13 @@ class Message:
 
 
 def release_at(item: Item, settings: Settings) -> datetime:
-    """When an item may go out: at once if urgent or quiet hours are off, else in office hours."""
+    """When an item may go out: at once if urgent or quiet hours are off, else when the
+    recipient's desk is open (office hours, and Saturday mornings where the desk opens)."""
     if item.urgent or not settings.config.delivery.quiet_hours:
         return item.ready_at
     official = settings.officials.get(item.recipient)
     calendar = settings.calendar_for(official.unit if official else None)
-    return calendar.next_working_instant(item.ready_at)
+    return calendar.next_desk_instant(item.ready_at)
 
 
 def urgency(item: Item) -> tuple:
