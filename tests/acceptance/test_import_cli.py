@@ -176,3 +176,43 @@ def test_missing_config_is_a_usage_error(tmp_path: Path) -> None:
     result = watchdog(tmp_path / "khongco.yaml", "import", str(tmp_path / "x.csv"))
     assert result.returncode == 2
     assert "khongco.yaml" in result.stderr
+
+
+def test_file_that_turns_non_utf8_writes_nothing_and_names_the_row(
+    config: Path, db_file: Path, tmp_path: Path
+) -> None:
+    """Two full batches decode, then a cp1258 row: one line naming the row, nothing written."""
+    good = "".join(f"HS-{i:05d},2.000488,STP,02/03/2026 08:00,,,\n" for i in range(4500))
+    path = tmp_path / "hoso.csv"
+    path.write_bytes((HEADER + good).encode("utf-8") + b"HS-X,2.000488,STP,02/03/2026,,\xd0ang,\n")
+    result = watchdog(config, "import", str(path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if "hoso.csv" in line]
+    assert len(lines) == 1, result.stderr
+    assert "row 4502 is not valid UTF-8" in lines[0]
+    assert "--encoding cp1258" in lines[0]
+    assert case_codes(db_file) == []
+
+
+def test_cp1258_file_with_encoding_option(config: Path, db_file: Path, tmp_path: Path) -> None:
+    """`--encoding cp1258`: the file of older Vietnamese software imports, names composed."""
+    text = "MaHoSo,MaTTHC,DonViXuLy,NgayTiepNhan,ChuHoSo\nHS-1,2.000488,STP,02/03/2026,"
+    path = tmp_path / "cu.csv"
+    path.write_bytes(text.encode("cp1258") + b"Nguy\xea\xden V\xe3n \xc2n\n")  # Nguyễn Văn Ân
+    result = watchdog(config, "import", str(path), "--encoding", "cp1258")
+    assert result.returncode == 0, result.stderr
+    assert summary(result)["inserted"] == 1
+    with sqlite3.connect(db_file) as conn:
+        (name,) = conn.execute("SELECT applicant_name FROM cases").fetchone()
+    assert name == "Nguyễn Văn Ân"  # NFC: one code point per letter with its marks
+    assert len(name) == 13
+
+
+def test_unknown_encoding_fails_naming_it(config: Path, tmp_path: Path) -> None:
+    path = write(tmp_path, "hoso.csv", HEADER + GOOD)
+    result = watchdog(config, "import", str(path), "--encoding", "tcvn3")
+    assert result.returncode != 0
+    assert "unknown encoding 'tcvn3'" in result.stderr
+    assert "Traceback" not in result.stderr

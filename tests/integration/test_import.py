@@ -568,6 +568,24 @@ def test_dry_run_counts_but_writes_nothing(
     assert stored(store) == before
 
 
+def test_dry_run_counts_a_code_repeated_across_batches_as_the_import_writes_it(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """The file's batches share one dry-run state: A is new in the first batch, changed in the
+    second (an update, not a second insert), the same in the third (unchanged)."""
+    header = ["Mã hồ sơ", "Mã TTHC", "Đơn vị", "Ngày tiếp nhận", "Trạng thái"]
+    n = fileimport.BATCH_ROWS
+    rows: list[list[Any]] = [header]
+    for b, status in enumerate(("2", "4", "4")):
+        rows.append(["A", "2.000488", "STP", "02/03/2026 08:00", status])
+        rows += [[f"F-{b}-{i}", "2.000488", "STP", "02/03/2026", ""] for i in range(n - 1)]
+    path = write_csv(tmp_path / "c.csv", rows)
+    dry = run(store, settings, path, dry_run=True)
+    assert stored(store) == {}
+    real = run(store, settings, path)
+    assert counts(dry) == counts(real) == (3 * n, 3 * n - 2, 1, 1, 0)
+
+
 # ----- the file as a whole -----------------------------------------------------------------------
 
 
@@ -662,9 +680,15 @@ def test_missing_file(store: Store, settings: Settings, tmp_path: Path) -> None:
 
 
 def test_csv_that_is_not_utf8(store: Store, settings: Settings, tmp_path: Path) -> None:
+    """Latin-1 bytes in the header: refused whole, naming the row (a UTF-16 file with its BOM
+    is read as UTF-16: see test_import_validation)."""
     path = tmp_path / "c.csv"
-    path.write_bytes("Mã hồ sơ,Mã TTHC,Đơn vị,Ngày tiếp nhận\n".encode("utf-16"))
-    with pytest.raises(ImportFileError, match="UTF-8"):
+    path.write_bytes(
+        "Mã hồ sơ,Mã TTHC,Đơn vị,Ngày tiếp nhận\n".encode().replace(b"\xc3\xa3", b"\xe3")
+    )
+    with pytest.raises(
+        ImportFileError, match=r"c\.csv: row 1 is not valid UTF-8 \(byte offset 1: 0xe3"
+    ):
         run(store, settings, path)
 
 

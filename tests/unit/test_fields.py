@@ -620,3 +620,135 @@ def test_years_outside_the_calendar_are_rejected(settings: Settings) -> None:
     # a typo for 2026 must not reach the engine, whose calendar covers 1900-2200
     _, problems = normalize(settings, received_at="02/03/0226 09:00")
     assert problems == [("received_at", "year 226 is outside 1900-2200: '02/03/0226 09:00'")]
+
+
+# ----- values a database refuses, and dues the calendar cannot compute (issue 10, 5-6) ---------
+
+NUL_REASON = "contains a NUL character (\\x00), which a database cannot store"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["case_code", "procedure_code", "applicant_name", "assignee", "received_at", "due_at"],
+)
+def test_nul_character_is_a_problem_of_its_field(settings: Settings, name: str) -> None:
+    """PostgreSQL refuses NUL in text; the field is named once (not also "missing")."""
+    value = str(base().get(name, "Nguyễn Văn An" if name != "due_at" else "16/03/2026"))
+    _, problems = normalize(settings, **{name: value[:3] + "\x00" + value[3:]})
+    assert problems == [(name, NUL_REASON)]
+
+
+def test_value_longer_than_any_field_allows(settings: Settings) -> None:
+    """applicant_name has no length in the database; MAX_FIELD_CHARS caps it all the same."""
+    from watchdog.sources.fields import MAX_FIELD_CHARS
+
+    assert MAX_FIELD_CHARS == 4000
+    assert good(settings, applicant_name="x" * 4000)["applicant_name"] == "x" * 4000
+    _, problems = normalize(settings, applicant_name="x" * 4001)
+    assert problems == [("applicant_name", "is 4,001 characters long, at most 4,000 are accepted")]
+
+
+def test_a_huge_date_cell_is_named_not_echoed(settings: Settings) -> None:
+    _, problems = normalize(settings, received_at="02/03/2026 " * 50_000)
+    assert problems == [("received_at", "is 550,000 characters long, at most 4,000 are accepted")]
+
+
+def test_text_longer_than_its_column(settings: Settings) -> None:
+    """The store's TEXT_LIMITS bound each text column (applicant_phone holds 32)."""
+    from watchdog.store.cases import TEXT_LIMITS
+
+    phone = "0901234567; 0912345678; 0987654321"
+    assert len(phone) > TEXT_LIMITS["applicant_phone"] == 32
+    _, problems = normalize(settings, applicant_phone=phone)
+    assert problems == [("applicant_phone", "is 34 characters long, at most 32 are kept")]
+
+
+BEYOND = "falls outside the calendar's years 1900-2200: year 2201 is outside the supported range"
+
+
+@pytest.mark.parametrize(
+    ("procedure", "received", "what"),
+    [
+        ("2.000488", "25/12/2200 08:00", "the due under procedure 2.000488 (10 working_days)"),
+        ("1.000001", "31/12/2200 16:00", "the due under procedure 1.000001 (4 working_hours)"),
+        ("1.000002", "15/12/2200", "the due under procedure 1.000002 (30 calendar_days)"),
+        ("9.999999", "31/12/2200 18:00", "the start of the clock"),  # unknown: clock start only
+    ],
+)
+def test_due_past_the_calendar_is_a_problem_of_received_at(
+    settings: Settings, procedure: str, received: str, what: str
+) -> None:
+    _, problems = normalize(settings, procedure_code=procedure, received_at=received)
+    assert problems == [("received_at", f"{what} {BEYOND} 1900-2200")]
+
+
+@pytest.mark.parametrize(
+    ("procedure", "received"),
+    [
+        ("2.000488", "01/12/2200 08:00"),  # due mid-December 2200
+        ("1.000001", "31/12/2200 08:00"),  # due 31/12/2200 13:30
+        ("9.999999", "31/12/2200 10:00"),  # unknown procedure: no due computed
+        ("2.000488", "01/01/1900 00:00"),
+    ],
+)
+def test_due_within_the_calendar_is_fine(settings: Settings, procedure: str, received: str) -> None:
+    good(settings, procedure_code=procedure, received_at=received)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("received_at", "1900-01-01T00:30:00+08:00"),  # 31/12/1899 on the calendar's clock
+        ("due_at", "2200-12-31T23:00:00-05:00"),  # 01/01/2201 on the calendar's clock
+        ("finished_at", "2200-12-31T20:00:00Z"),
+    ],
+)
+def test_instant_in_a_year_the_calendar_lacks_once_in_its_zone(
+    settings: Settings, name: str, value: str
+) -> None:
+    _, problems = normalize(settings, **{name: value})
+    assert (name, f"falls outside the calendar's supported years 1900-2200: {value!r}") in problems
+
+
+def test_step_due_past_the_calendar_is_a_problem_of_step_started_at(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "procedures:\n"
+        "  - code: P\n"
+        "    name: Thủ tục có bước\n"
+        "    limit: 0 working_days\n"
+        "    steps:\n"
+        "      - {code: TD, name: Thẩm định, allot: 5 working_days}\n"
+        "      - {code: KY, name: Ký, allot: 10 calendar_days}\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    fields = {"procedure_code": "P", "received_at": "01/12/2200 08:00"}
+    good(settings, **fields, current_step="TD", step_started_at="01/12/2200 08:00")
+    good(settings, **fields, current_step="KY", step_started_at="31/12/2200 08:00")
+    _, problems = normalize(
+        settings, **fields, current_step="TD", step_started_at="29/12/2200 08:00"
+    )
+    assert problems == [
+        ("step_started_at", f"the due of step TD (5 working_days) {BEYOND} 1900-2200")
+    ]
+
+
+def test_a_long_limit_reaches_past_the_calendar_decades_ahead(tmp_path: Path) -> None:
+    """2,500 working days (the largest limit a config may give) is about ten years: a case
+    received in 2195 is due after 2200; one received in 2026 is fine."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "procedures:\n  - {code: L, name: Dài, limit: 2500 working_days}\n", encoding="utf-8"
+    )
+    settings = load_settings(config)
+    good(settings, procedure_code="L", received_at="02/03/2026 08:00")
+    good(settings, procedure_code="L", received_at="02/03/2188 08:00")
+    _, problems = normalize(settings, procedure_code="L", received_at="02/03/2195 08:00")
+    assert [(n, r.split(": year")[0]) for n, r in problems] == [
+        (
+            "received_at",
+            "the due under procedure L (2500 working_days) falls outside the calendar's years "
+            "1900-2200",
+        )
+    ]

@@ -2,15 +2,18 @@
 
 Rows stream through in batches (XLSX in openpyxl's read-only mode), so memory stays flat for
 files of any length. A bad row is rejected whole, with every problem named by row and column;
-good rows around it are kept.
+good rows around it are kept. Problems of the file as a whole are found before anything is
+written: a CSV is decoded once from end to end (streaming) before its first batch.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import sys
 import time as clock
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -25,10 +28,23 @@ from watchdog.sources.fields import (
     is_known_unused,
     normalize_case,
 )
-from watchdog.sources.ingest import IngestResult, upsert_cases
+from watchdog.sources.ingest import DryRun, IngestResult, upsert_cases
 from watchdog.store import Store
 
 BATCH_ROWS = 2000
+# Largest CSV cell the reader takes (the csv module's default is 128 KiB, beyond which it stops
+# the whole file); a cell above MAX_FIELD_CHARS is still a rejected row, found by normalize_case.
+FIELD_SIZE_LIMIT = 16 * 1024 * 1024
+_CHUNK = 1024 * 1024  # bytes per read of the encoding check
+# A byte order mark decides the encoding whatever --encoding says; UTF-32 before UTF-16 (LE),
+# whose mark is the start of UTF-32's.
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
 class ImportFileError(Exception):
@@ -94,16 +110,105 @@ class Header:
         return canon
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
+@dataclass(frozen=True)
+class TextEncoding:
+    """How a CSV file's bytes become text: the codec after `bom` bytes of byte order mark."""
+
+    codec: str
+    bom: int = 0
+
+    @property
+    def nfc(self) -> bool:
+        """cp1258 writes Vietnamese tone marks as combining characters: compose them (NFC)."""
+        return self.codec == "cp1258"
+
+    @property
+    def label(self) -> str:
+        return {"utf-8": "UTF-8", "cp1258": "cp1258"}.get(self.codec, self.codec.upper())
+
+    @classmethod
+    def of(cls, path: Path, encoding: str) -> TextEncoding:
+        """The encoding named (default UTF-8), unless the file starts with a byte order mark."""
+        try:
+            codec = codecs.lookup(encoding).name
+            b"    ".decode(codec, "ignore")  # LookupError for non-text codecs such as base64
+        except LookupError:
+            raise ImportFileError(
+                f"{path}: unknown encoding {encoding!r}; use utf-8 (the default), cp1258 or utf-16"
+            ) from None
+        with path.open("rb") as f:
+            head = f.read(4)
+        for bom, by_bom in _BOMS:
+            if head.startswith(bom):
+                return cls(by_bom, len(bom))
+        return cls("utf-8" if codec == "utf-8-sig" else codec)
+
+    def open(self, path: Path) -> TextIO:
+        f = path.open("rb")
+        f.seek(self.bom)
+        return io.TextIOWrapper(f, encoding=self.codec, newline="")
+
+    def validate(self, path: Path) -> None:
+        """Decode the whole file once, streaming; ImportFileError at the first bad byte.
+
+        Run before the first batch is written, so a file that turns undecodable after row
+        4,000 writes nothing. The row is counted by line breaks (row 1 is the first line).
+        """
+        decoder = codecs.getincrementaldecoder(self.codec)()
+        lines = 0
+        end = self.bom  # file offset just after the bytes handed to the decoder so far
+        with path.open("rb") as f:
+            f.seek(self.bom)
+            while True:
+                chunk = f.read(_CHUNK)
+                end += len(chunk)
+                try:
+                    lines += decoder.decode(chunk, final=not chunk).count("\n")
+                except UnicodeDecodeError as e:
+                    raise self._undecodable(path, e, end, lines) from None
+                if not chunk:
+                    return
+
+    def _undecodable(
+        self, path: Path, e: UnicodeDecodeError, end: int, lines: int
+    ) -> ImportFileError:
+        data = bytes(e.object)  # what the decoder held: its leftover bytes, then the chunk
+        offset = end - len(data) + e.start
+        row = lines + data[: e.start].decode(self.codec, errors="replace").count("\n") + 1
+        bad = " ".join(f"0x{b:02x}" for b in data[e.start : e.end])
+        if self.codec == "cp1258":
+            hint = "check its encoding, or re-save it as UTF-8 (CSV UTF-8)"
+        else:
+            hint = (
+                "if it comes from older Vietnamese software, try --encoding cp1258; "
+                "otherwise re-save it as UTF-8 (CSV UTF-8)"
+            )
+        return ImportFileError(
+            f"{path}: row {row} is not valid {self.label} (byte offset {offset:,}: "
+            f"{bad}, {e.reason}); nothing was imported; {hint}"
+        )
+
+
+def _csv_rows(path: Path, encoding: TextEncoding) -> Iterator[tuple[int, list[Any]]]:
     """(row number, cells); row 1 is the header, as a spreadsheet numbers it."""
-    with path.open("r", encoding="utf-8-sig", newline="") as f:
+    if csv.field_size_limit() < FIELD_SIZE_LIMIT:
+        csv.field_size_limit(FIELD_SIZE_LIMIT)
+    with encoding.open(path) as f:
         sample = f.read(8192)
-        f.seek(0)
-        try:  # only the separator is guessed: the quoting rules of a sample are not the file's
-            delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
-        except csv.Error:
-            delimiter = ","
-        yield from enumerate(csv.reader(f, csv.excel, delimiter=delimiter), start=1)
+    try:  # only the separator is guessed: the quoting rules of a sample are not the file's
+        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
+    except csv.Error:
+        delimiter = ","
+    n = 0
+    with encoding.open(path) as f:
+        lines: Iterator[str] = f
+        if encoding.nfc:
+            lines = (unicodedata.normalize("NFC", line) for line in f)
+        try:
+            for n, cells in enumerate(csv.reader(lines, csv.excel, delimiter=delimiter), start=1):
+                yield n, cells
+        except csv.Error as e:
+            raise ImportFileError(f"{path}: row {n + 1} is not readable CSV: {e}") from e
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
@@ -129,10 +234,13 @@ def _date_only(value: Any) -> Any:
     return value
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
+def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, list[Any]]]:
+    """The rows of a file; a CSV's encoding is checked from end to end first (ImportFileError)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _csv_rows(path)
+        text = TextEncoding.of(path, encoding)
+        text.validate(path)
+        return _csv_rows(path, text)
     if suffix in (".xlsx", ".xlsm"):
         return _xlsx_rows(path)
     raise ImportFileError(f"{path}: expected a .csv or .xlsx file")
@@ -168,18 +276,43 @@ def import_file(
     dry_run: bool = False,
     progress: Progress | None = None,
     on_problem: Callable[[str], None] | None = None,
+    encoding: str = "utf-8",
 ) -> ImportReport:
-    """Import every good row of a file; returns counts and the problems of rejected rows."""
+    """Import every good row of a file; returns counts and the problems of rejected rows.
+
+    `encoding` is a CSV's text encoding (a byte order mark overrides it); XLSX ignores it.
+    """
     report = ImportReport(str(path))
     if not path.exists():
         raise ImportFileError(f"{path}: no such file")
-    rows = read_rows(path)
+    try:
+        rows = read_rows(path, encoding)
+    except OSError as e:
+        raise ImportFileError(f"{path}: cannot read: {e}") from e
     header: Header | None = None
     batch: list[dict[str, Any]] = []
+    batch_rows: list[int] = []  # the row number of each record in the batch
+    # one dry-run state for the whole file: a code repeated in a later batch is one case
+    dry: DryRun | bool = DryRun() if dry_run else False
+
+    def reject(n: int, problems: list[tuple[str, str]]) -> None:
+        report.rejected += 1
+        for canon, reason in problems:
+            col = f", column {header.column_name(canon)}" if canon and header else ""
+            msg = f"{path.name}: row {n}{col}: {reason}"
+            report.problems.append(msg)
+            if on_problem:
+                on_problem(msg)
 
     def flush() -> None:
-        report.written.add(upsert_cases(store, batch, now, source="import", dry_run=dry_run))
+        result = upsert_cases(store, batch, now, source="import", dry_run=dry)
+        report.written.add(result)
+        # validation should leave nothing for the database to refuse; if it still does, the
+        # row is rejected like any other (the store wrote the rest of the batch)
+        for pos, reason in result.refused:
+            reject(batch_rows[pos], [("", f"the database refused it: {reason}")])
         batch.clear()
+        batch_rows.clear()
 
     try:
         for n, cells in rows:
@@ -197,15 +330,10 @@ def import_file(
                 problems.add("", f"has {len(cells)} cells, the header has {len(header.fields)}")
             record = normalize_case(raw, settings, problems)
             if problems:
-                report.rejected += 1
-                for canon, reason in problems.problems:
-                    col = f", column {header.column_name(canon)}" if canon else ""
-                    msg = f"{path.name}: row {n}{col}: {reason}"
-                    report.problems.append(msg)
-                    if on_problem:
-                        on_problem(msg)
+                reject(n, problems.problems)
                 continue
             batch.append(record)
+            batch_rows.append(n)
             if len(batch) >= BATCH_ROWS:
                 flush()
                 if progress:
@@ -213,8 +341,8 @@ def import_file(
         if header is None:
             raise ImportFileError(f"{path}: no header row found")
         flush()
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise ImportFileError(f"{path}: cannot read as UTF-8 CSV: {e}") from e
+    except (UnicodeDecodeError, csv.Error) as e:  # the file changed after its check
+        raise ImportFileError(f"{path}: cannot read as CSV: {e}") from e
     except (OSError, io.UnsupportedOperation) as e:
         raise ImportFileError(f"{path}: cannot read: {e}") from e
     if progress:
