@@ -309,14 +309,53 @@ def current_revision(engine: Engine) -> str | None:
         return _revision(conn)
 
 
+MIGRATION_LOCK_WAIT_S = 120
+
+
+@contextmanager
+def _file_lock(db_file: Path | None) -> Iterator[None]:
+    """An OS lock on `<database>.migrate-lock` for the whole check-and-upgrade: SQLite's own
+    write lock alone leaves windows (switching a new file to WAL, the first schema read) in
+    which a second process can time out. Released by the OS if the process dies."""
+    if db_file is None:
+        yield
+        return
+    import fcntl
+    import time
+
+    path = db_file.with_name(db_file.name + ".migrate-lock")
+    try:
+        f = open(path, "a+b")  # noqa: SIM115 - closed below
+    except OSError:  # a read-only folder: the database's own lock is all there is
+        yield
+        return
+    with f:
+        deadline = time.monotonic() + MIGRATION_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{db_file}: another process has been migrating this database for "
+                        f"{MIGRATION_LOCK_WAIT_S} s: try again when it has finished"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[Connection]:
     """A connection in a transaction that only one process at a time holds for checking and
     changing the schema; the transaction commits when the block ends.
 
-    SQLite: BEGIN IMMEDIATE takes the write lock (a second process waits for it, up to the busy
-    timeout). PostgreSQL: a session advisory lock, taken and committed before the transaction of
-    the migration begins, so what that transaction reads is what the previous holder committed.
+    SQLite: BEGIN IMMEDIATE (the write lock), inside the OS file lock its callers hold.
+    PostgreSQL: a session advisory lock, taken and committed before the transaction of the
+    migration begins, so what that transaction reads is what the previous holder committed.
     """
     if engine.dialect.name == "sqlite":
         with engine.execution_options(**{WRITE: True}).begin() as conn:
@@ -359,16 +398,22 @@ def _known(revision: str) -> bool:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations; safe when several processes do it at once (they take turns)."""
-    _upgrade_locked(engine, revision)
+    with _file_lock(sqlite_file(engine.url)):
+        _upgrade_locked(engine, revision)
 
 
 def ensure_schema(engine: Engine, url: str | None = None) -> None:
-    """SQLite files are migrated on first use; other databases must be upgraded explicitly."""
+    """SQLite files are migrated on first use; other databases must be upgraded explicitly.
+
+    On SQLite the first connection (which switches a new file to WAL) and the check happen
+    under the OS file lock too, so processes opening a brand-new file take turns."""
+    if engine.dialect.name == "sqlite":
+        with _file_lock(sqlite_file(engine.url)):
+            if current_revision(engine) != head_revision():
+                _upgrade_locked(engine, "head")
+        return
     current = current_revision(engine)
     if current == head_revision():
-        return
-    if engine.dialect.name == "sqlite":
-        _upgrade_locked(engine, "head")
         return
     raise SchemaOutdated(_outdated(display_url(url or engine.url), current))
 
