@@ -186,6 +186,8 @@ def cmd_cases(args: argparse.Namespace) -> int:
         official=args.official,
         state=args.state,
     )
+    for note in lines.notes:
+        _err(note)
     if args.format == "jsonl":
         for line in lines:
             print(json.dumps(as_json(line, settings), ensure_ascii=False))
@@ -207,7 +209,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.format not in ("table", "csv"):
         raise UsageError(f"--format {args.format}: not available yet (table or csv)")
     as_of = _instant(args.as_of, settings, "--as-of") if args.as_of else None
-    report = build_report(_store(settings), settings, start, end, as_of=as_of, by=By(args.by))
+    report = build_report(
+        _store(settings),
+        settings,
+        start,
+        end,
+        as_of=as_of,
+        by=By(args.by),
+        now=_clock(args, settings).now(),
+    )
     for note in report.notes:
         _err(note)
     _write(to_csv(report) if args.format == "csv" else to_table(report), args.out)
@@ -241,11 +251,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         written = load_demo(store, settings, now)
         _err(f"demo data: {written.inserted} new, {written.updated} updated cases")
     engine = Engine(store, settings, rules)
-    if replanned := engine.ensure_planned(now):
-        _err(f"rules {rules.hash}: {replanned} open case(s) planned")
+    planned = engine.ensure_planned(now)
+    if planned.batches:
+        _err(f"rules {rules.hash}: {planned.evaluated} open case(s) planned")
     report = engine.tick(now)
-    _err(f"engine: {report.evaluated} case(s) evaluated, {len(report.fired)} new firing(s)")
+    fired = len(planned.fired) + len(report.fired)
+    _err(
+        f"engine: {planned.evaluated + report.evaluated} case(s) evaluated, {fired} new "
+        f"firing(s) ({len(planned.fired)} while planning, {len(report.fired)} in the tick)"
+    )
     lines = board(store, settings, now)
+    for note in lines.notes:
+        _err(note)
     sys.stdout.write(render_table(COLUMNS, as_rows(lines, settings)))
     _err(f"{len(lines)} open case(s) at {iso(now, settings.default_calendar.tz)}")
     return EXIT_OK

@@ -204,6 +204,26 @@ def test_run_once_with_demo_data(tmp_path: Path) -> None:
     assert {"overdue", "due_soon", "on_track", "waiting"} <= states
 
 
+def test_run_once_says_how_many_firings_it_wrote(tmp_path: Path) -> None:
+    """Planning and the tick both write firings; the summary counts both (it used to print
+    "0 new firing(s)" after recording the planning's)."""
+    import re
+    import sqlite3
+
+    config = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
+    r = watchdog("run", "--once", "--demo", "--now", "20/11/2026 09:00", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    said = re.search(r"(\d+) new firing\(s\) \((\d+) while planning, (\d+) in the tick\)", r.stderr)
+    assert said, r.stderr
+    with sqlite3.connect(tmp_path / "var" / "watchdog.db") as db:
+        (stored,) = db.execute("SELECT count(*) FROM firings").fetchone()
+    assert int(said[1]) == stored > 0
+    assert int(said[1]) == int(said[2]) + int(said[3])
+    again = watchdog("run", "--once", "--now", "20/11/2026 09:00", cwd=tmp_path)
+    assert " 0 new firing(s)" in again.stderr  # nothing new at the same instant
+
+
 def test_simulate_prints_what_the_daemon_would_send_and_writes_nothing(province: Path) -> None:
     import sqlite3
 
