@@ -53,6 +53,8 @@ def load_good(store: Store, config: Path) -> Settings:
             "status": status,
             "finished_at": finished,
         }
+        if code == "E":  # the export says when it began waiting: before its due (17/11)
+            raw["updated_at"] = "10/11/2026 10:00"
         problems = RowProblems()
         records.append(normalize_case(raw, settings, problems))
         assert not problems, problems.problems

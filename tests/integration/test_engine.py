@@ -136,10 +136,13 @@ def test_extension_starts_a_new_due_version(store: Store, db_url: str, province:
     e = engine(db_url, province)
     first = CASE | {"due_at": "16/11/2026 09:00"}
     load(store, e.settings, [first], at("02/11/2026 09:00"))
-    e.ensure_planned(at("13/11/2026 10:00"))
-    e.tick(at("13/11/2026 10:00"))
-    # The appointment is reset to 20/11 (gia hạn): warnings apply again to the new date.
-    load(store, e.settings, [first | {"due_at": "20/11/2026 17:00"}], at("13/11/2026 11:00"))
+    e.ensure_planned(at("13/11/2026 09:00"))
+    e.tick(at("13/11/2026 09:00"))  # one working day before the due: due_soon
+    # The appointment is reset to 20/11 (gia hạn), recorded at 09:00 by the source: exactly one
+    # working day before the due it replaces (SPEC 4), so it counts, and warnings apply again
+    # to the new date. The import runs at 11:00; the source's time is what counts.
+    reset = first | {"due_at": "20/11/2026 17:00", "updated_at": "13/11/2026 09:00"}
+    load(store, e.settings, [reset], at("13/11/2026 11:00"))
     e.tick(at("13/11/2026 11:00"))
     assert firing_keys(store) == [("p/due_soon", "0", 0)]
     e.tick(at("19/11/2026 17:00"))
@@ -368,8 +371,15 @@ def test_two_appointment_changes_at_one_instant_are_both_kept(
     load(store, e.settings, [first], at("02/11/2026 09:00"))
     load(store, e.settings, [first | {"due_at": "30/12/2026 17:00"}], at("13/11/2026 10:00"))
     load(store, e.settings, [first | {"due_at": "20/11/2026 17:00"}], at("13/11/2026 10:05"))
-    e.tick(at("19/11/2026 17:00"))  # one working day before the corrected appointment
-    assert ("p/due_soon", "2", 0) in firing_keys(store)
+    # Both changes are kept as events. The law allows one extension: the first (to 30/12)
+    # counts, the second (to 20/11) leaves the due and is a finding (SPEC 4).
+    from watchdog.store.findings import open_findings
+
+    e.tick(at("19/11/2026 17:00"))
+    assert [k for k in firing_keys(store) if k[0] == "p/due_soon"] == []
+    assert [f["kind"] for f in open_findings(store)] == ["second_extension"]
+    e.tick(at("29/12/2026 17:00"))  # one working day before the one valid extension
+    assert ("p/due_soon", "1", 0) in firing_keys(store)
 
 
 def test_a_failing_evaluation_releases_the_batch(

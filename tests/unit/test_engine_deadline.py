@@ -290,7 +290,10 @@ def test_extension_due_given_as_iso_text(settings: Settings) -> None:
     assert tl.source_due == A_DUE
 
 
-def test_second_extension_is_a_finding(settings: Settings) -> None:
+def test_a_second_extension_leaves_the_due_and_is_a_finding(settings: Settings) -> None:
+    """SPEC 4 / DOMAIN: the appointment may be reset only once. Due A = Mon 16/03 08:00; the
+    first extension (recorded Thu 12/03 10:00, 1 working day + 6 h ahead) moves it to Fri 20/03
+    17:00; the second (Thu 19/03 10:00, to 25/03) is refused: the due stays Fri 20/03 17:00."""
     events = [
         ev(
             EventKind.EXTENDED, vn(2026, 3, 12, 10), new_due=vn(2026, 3, 20, 17), previous_due=A_DUE
@@ -299,10 +302,78 @@ def test_second_extension_is_a_finding(settings: Settings) -> None:
     ]
     c = case(due_at=vn(2026, 3, 25, 17))
     tl = tl_of(settings, c, events)
-    assert tl.due == vn(2026, 3, 25, 17)
-    assert (tl.extensions, tl.due_version) == (2, 2)
+    assert tl.due == vn(2026, 3, 20, 17)
+    assert (tl.extensions, tl.due_version) == (1, 1)
+    assert tl.second_extensions == (vn(2026, 3, 19, 10),)
     kinds = [f.kind for f in findings_of(c, tl, settings, cal(settings))]
     assert kinds == ["second_extension"]
+    closed = case(due_at=vn(2026, 3, 25, 17), status=Status.FINISHED)
+    closed_tl = tl_of(settings, closed, events)  # a closed case keeps the finding
+    assert [f.kind for f in findings_of(closed, closed_tl, settings, cal(settings))] == [
+        "second_extension"
+    ]
+
+
+def test_an_extension_recorded_less_than_a_working_day_ahead_moves_nothing(
+    settings: Settings,
+) -> None:
+    """Due A = Mon 16/03 08:00. Recorded Fri 13/03 08:00: from then to the due is Fri 08:00-
+    11:30 (3 h 30) + 13:30-17:00 (3 h 30) + Mon 07:00-08:00 (1 h) = 8 h = exactly one working
+    day: accepted. Recorded Fri 13/03 08:01: 7 h 59 min: too late, the due stays."""
+    on_time = [
+        ev(EventKind.EXTENDED, vn(2026, 3, 13, 8), new_due=vn(2026, 3, 20, 17), previous_due=A_DUE)
+    ]
+    assert tl_of(settings, case(due_at=A_DUE), on_time).due == vn(2026, 3, 20, 17)
+    late = [
+        ev(
+            EventKind.EXTENDED,
+            vn(2026, 3, 13, 8, 1),
+            new_due=vn(2026, 3, 20, 17),
+            previous_due=A_DUE,
+        )
+    ]
+    c = case(due_at=A_DUE)
+    tl = tl_of(settings, c, late)
+    assert tl.due == A_DUE and tl.extensions == 0
+    assert tl.late_extensions == (vn(2026, 3, 13, 8, 1),)
+    assert [f.kind for f in findings_of(c, tl, settings, cal(settings))] == ["late_extension"]
+
+
+def test_an_appointment_moved_after_the_due_keeps_a_late_case_late(settings: Settings) -> None:
+    """Moved on Tue 17/03 (after the due Mon 16/03 08:00) to 20/03, finished 19/03: late."""
+    moved = vn(2026, 3, 20, 17)
+    events = [ev(EventKind.EXTENDED, vn(2026, 3, 17, 10), new_due=moved, previous_due=A_DUE)]
+    c = case(due_at=A_DUE, status=Status.FINISHED, finished_at=vn(2026, 3, 19, 10))
+    tl = tl_of(settings, c, events)
+    assert tl.due == A_DUE
+    assert result_of(c.finished_at, tl.due, cal(settings)) is Result.LATE
+
+
+def test_a_supplement_requested_after_the_due_pauses_nothing(settings: Settings) -> None:
+    """Due A = Mon 16/03 08:00; documents requested Tue 17/03 10:00: the case stays overdue,
+    not waiting; received back Fri 20/03 10:00: the due does not move."""
+    events = [
+        ev(EventKind.SUPPLEMENT_REQUESTED, vn(2026, 3, 17, 10)),
+        ev(EventKind.SUPPLEMENT_RECEIVED, vn(2026, 3, 20, 10)),
+    ]
+    tl = tl_of(settings, case(), events)
+    assert tl.due == A_DUE and tl.waited == 0 and tl.waiting_since is None
+    assert tl.late_supplements == (vn(2026, 3, 17, 10),)
+    waiting = case(status=Status.SUPPLEMENT)
+    tl = tl_of(settings, waiting, events[:1])
+    assert tl.waiting_since is None
+    assert open_state(tl, cal(settings), vn(2026, 3, 18, 9)).state is State.OVERDUE
+
+
+def test_a_case_first_seen_waiting_after_its_due_is_overdue(settings: Settings) -> None:
+    """No request on record; the source says it changed (to waiting) Tue 17/03 10:00, after
+    the due: not waiting. Changed Thu 12/03 10:00, before the due: waiting since then."""
+    late = case(status=Status.SUPPLEMENT, source_updated_at=vn(2026, 3, 17, 10))
+    tl = tl_of(settings, late)
+    assert tl.waiting_since is None
+    assert open_state(tl, cal(settings), vn(2026, 3, 18, 9)).state is State.OVERDUE
+    early = case(status=Status.SUPPLEMENT, source_updated_at=vn(2026, 3, 12, 10))
+    assert tl_of(settings, early).waiting_since == vn(2026, 3, 12, 10)
 
 
 def test_extension_for_supplement_is_not_counted(settings: Settings) -> None:

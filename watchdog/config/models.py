@@ -197,6 +197,9 @@ class ProcedureConfig(Model):
     limit: DurationField
     steps: tuple[StepConfig, ...] = ()
     on_supplement: Literal["pause", "restart"] = "pause"
+    # An extension (gia hạn) moves the due only when recorded at least this long before the
+    # due it replaces (SPEC 4: "no later than 1 day before the due date").
+    extension_notice: DurationField = Duration(1, Unit.WORKING_DAYS)
 
 
 class EmailChannelConfig(Model):

@@ -17,8 +17,9 @@ from typing import Any
 from watchdog.calendar import WorkingCalendar
 from watchdog.config.models import ProcedureConfig
 from watchdog.domain import CLOSED_WITHOUT_RESULT, CaseEvent, CaseRecord, EventKind, Status
-from watchdog.durations import compute_due
+from watchdog.durations import Duration, Unit, compute_due
 
+DEFAULT_EXTENSION_NOTICE = Duration(1, Unit.WORKING_DAYS)  # for cases of unknown procedures
 DUE_SOON_DAYS = 1  # "due soon" = at most one working day left, as the shipped due_soon stage
 
 
@@ -73,12 +74,15 @@ class Timeline:
     computed_due: datetime | None  # from the procedure's limit; None for an unknown procedure
     source_due: datetime | None  # the first appointment the source gave
     due_version: int  # bumped by each extension and completed supplement
-    extensions: int  # extensions (gia hạn) granted
-    supplements: int  # supplement requests made
+    extensions: int  # extensions (gia hạn) that moved the due: 0 or 1
+    supplements: int  # supplement requests made (late ones included)
     waiting_since: datetime | None  # set while waiting for the applicant
     waited: int  # working seconds of completed waits
     last_activity: datetime
     steps: tuple[StepRun, ...]
+    late_extensions: tuple[datetime, ...] = ()  # recorded too close to (or after) the due
+    second_extensions: tuple[datetime, ...] = ()  # after the one extension the law allows
+    late_supplements: tuple[datetime, ...] = ()  # requested after the due: they pause nothing
 
     @property
     def current_step(self) -> StepRun | None:
@@ -102,7 +106,15 @@ def timeline(
     procedure: ProcedureConfig | None,
     calendar: WorkingCalendar,
 ) -> Timeline:
-    """Replay a case's events into its deadline state."""
+    """Replay a case's events into its deadline state (SPEC 4).
+
+    - An extension (a new appointment that is neither the first one the source gives nor the
+      reset after documents arrived) moves the due only when it is the first one and was
+      recorded at least `extension_notice` (1 working day) before the due it replaces; a late
+      or a second one leaves the due where it was and is listed for a finding.
+    - A supplement request after the due pauses nothing: the case stays late.
+    - Instants are the source's (event `at`, the record's `source_updated_at`).
+    """
     start = calendar.clock_start(case.received_at)
     computed = (
         compute_due(calendar, case.received_at, procedure.limit, start) if procedure else None
@@ -119,13 +131,22 @@ def timeline(
     else:
         source_due, due = _instant(first_ext.data.get("new_due")), computed
     version = extensions = supplements = waited = 0
+    late_ext: list[datetime] = []
+    second_ext: list[datetime] = []
+    late_sup: list[datetime] = []
+    notice = (
+        procedure.extension_notice if procedure else DEFAULT_EXTENSION_NOTICE
+    ).working_seconds(calendar)
     waiting_since: datetime | None = None
     last_activity = case.received_at
     for e in ordered:
         last_activity = max(last_activity, e.at)
         if e.kind == EventKind.SUPPLEMENT_REQUESTED:
             supplements += 1
-            waiting_since = waiting_since or e.at
+            if waiting_since is None and due is not None and e.at > due:
+                late_sup.append(e.at)  # too late to stop the clock
+            else:
+                waiting_since = waiting_since or e.at
         elif e.kind == EventKind.SUPPLEMENT_RECEIVED and waiting_since is not None:
             pause = max(0, calendar.working_seconds_between(waiting_since, e.at))
             waited += pause
@@ -138,14 +159,27 @@ def timeline(
             version += 1
         elif e.kind == EventKind.EXTENDED:
             new_due = _instant(e.data.get("new_due"))
-            if new_due is not None:
+            if new_due is None:
+                continue
+            if e.data.get("reason") in _NOT_EXTENSIONS or due is None:
                 due = new_due
                 version += 1
-                if e.data.get("reason") not in _NOT_EXTENSIONS:
-                    extensions += 1
-    if case.status.is_waiting and waiting_since is None:
-        # Waiting with no request on record (e.g. first seen already waiting): since last news.
-        waiting_since = case.source_updated_at or case.received_at
+            elif extensions:
+                second_ext.append(e.at)
+            elif calendar.working_seconds_between(e.at, due) < notice:
+                late_ext.append(e.at)
+            else:
+                due = new_due
+                version += 1
+                extensions = 1
+    if case.status.is_waiting and waiting_since is None and not late_sup:
+        # Waiting with no request on record (first seen already waiting): since the source's
+        # last change; a wait that began after the due stops nothing either.
+        began = case.source_updated_at or case.received_at
+        if due is None or began <= due:
+            waiting_since = began
+        else:
+            late_sup.append(began)
     if not case.status.is_waiting:
         waiting_since = None
     for t in (case.step_started_at, case.source_updated_at):
@@ -164,6 +198,9 @@ def timeline(
         waited=waited,
         last_activity=last_activity,
         steps=steps,
+        late_extensions=tuple(late_ext),
+        second_extensions=tuple(second_ext),
+        late_supplements=tuple(late_sup),
     )
 
 

@@ -287,11 +287,30 @@ def _firing(
 def findings_of(
     case: CaseRecord, tl: Timeline, settings: Settings, calendar: WorkingCalendar
 ) -> list[Finding]:
-    """Data-quality findings for the admin; only open cases have them."""
-    if not case.is_open:
-        return []
+    """Findings for the admin. Extensions the law does not accept are found on open and
+    closed cases alike (they decide whether a closed case was late); the data-quality ones
+    only on open cases."""
     code = case.case_code
-    out = []
+    out = [
+        Finding(
+            "late_extension",
+            code,
+            f"extension recorded {show(at, calendar.tz)}, less than the required notice before "
+            "the due: the due stays where it was",
+        )
+        for at in tl.late_extensions[:1]
+    ]
+    out.extend(
+        Finding(
+            "second_extension",
+            code,
+            f"second extension recorded {show(at, calendar.tz)}; the law allows one: the due "
+            "stays where it was",
+        )
+        for at in tl.second_extensions[:1]
+    )
+    if not case.is_open:
+        return out
     if case.procedure_code not in settings.procedures:
         out.append(
             Finding(
@@ -318,10 +337,6 @@ def findings_of(
                     f"{gap / calendar.day_seconds:+.1f} working days",
                 )
             )
-    if tl.extensions > 1:
-        out.append(
-            Finding("second_extension", code, f"{tl.extensions} extensions; the law allows one")
-        )
     run = tl.current_step
     if run is not None and not run.handler:
         out.append(Finding("step_without_handler", code, f"step {run.code} has no handler"))

@@ -21,7 +21,7 @@ from enum import StrEnum
 from watchdog.clock import SystemClock
 from watchdog.config import Settings
 from watchdog.domain import CLOSED_WITHOUT_RESULT
-from watchdog.engine.deadline import CaseRecord, is_open_at, timeline
+from watchdog.engine.deadline import CaseRecord, Timeline, is_open_at, timeline
 from watchdog.reports.board import SkippedCase, record_skipped, skipped_case
 from watchdog.store import Store
 from watchdog.store.cases import cases_received_between
@@ -91,13 +91,16 @@ class Report:
     skipped: list[SkippedCase] = field(default_factory=list)  # not counted: see the notes
 
 
-def outcome_at(case: CaseRecord, due: datetime | None, as_of: datetime) -> Outcome:
-    """Portal metric: where a case stands at `as_of`."""
+def outcome_at(case: CaseRecord, tl: Timeline, as_of: datetime) -> Outcome:
+    """Portal metric: where a case stands at `as_of`. A case waiting for the applicant is in
+    progress only when the wait began before its due; a request made after the due stops
+    nothing, so such a case is late (SPEC 4)."""
+    due = tl.due
     if case.status in CLOSED_WITHOUT_RESULT or due is None:
         return Outcome.NONE
     if not is_open_at(case, as_of):
         return Outcome.ON_TIME if case.finished_at <= due else Outcome.LATE
-    if case.status.is_waiting:
+    if tl.waiting_since is not None and tl.waiting_since <= as_of:
         return Outcome.IN_PROGRESS
     return Outcome.LATE if as_of > due else Outcome.IN_PROGRESS
 
@@ -132,8 +135,9 @@ def build_report(
         try:
             calendar = settings.calendar_for(case.unit_code)
             procedure = settings.procedures.get(case.procedure_code)
-            due = timeline(case, events, procedure, calendar).due
-            outcome = outcome_at(case, due, as_of)
+            tl = timeline(case, events, procedure, calendar)
+            due = tl.due
+            outcome = outcome_at(case, tl, as_of)
         except Exception as e:  # one case that cannot be computed never stops the report
             skipped.append(skipped_case(case, e))
             continue
