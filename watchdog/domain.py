@@ -3,6 +3,7 @@ case as the store hands it over (record and events)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -99,6 +100,37 @@ def parse_status(value: object) -> Status:
 
 
 _CHANNELS_FOLDED = {fold(k): v for k, v in _CHANNEL_NAMES.items()}
+
+_NATIONAL_CODE = re.compile(r"^\d\.\d{6}$")
+_SHORT_NATIONAL = re.compile(r"^\d\.\d{1,5}$")
+
+
+def procedure_code(value: object) -> str:
+    """A TTHC code as written by people and spreadsheets, in the national `d.dddddd` form.
+
+    Excel (and unquoted YAML) turn `1.012790` into the number 1.01279: a number, or a text
+    such as "1.01279", is restored to `1.012790`. A whole number stays as it is (a local
+    numeric code). Raises ValueError for a number that no `d.dddddd` code gives, never
+    truncating it.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a procedure code such as 1.012790, got {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        text = f"{value:.6f}"
+        if float(text) != value or not _NATIONAL_CODE.match(text):
+            raise ValueError(
+                f"the number {value!r} is no national TTHC code (d.dddddd, such as 1.012790): "
+                "write the code as text"
+            )
+        return text
+    text = str(value).strip()
+    if _SHORT_NATIONAL.match(text):
+        return text.ljust(8, "0")
+    return text
 
 
 def parse_channel(value: object) -> str:

@@ -323,11 +323,16 @@ def test_date_only_due_at_on_a_non_working_day_is_still_that_day(settings: Setti
 
 
 @pytest.mark.parametrize("name", ["finished_at", "returned_at"])
-def test_date_only_finish_and_return_are_close_of_office_hours(
+def test_date_only_finish_and_return_are_judged_by_their_date(
     settings: Settings, name: str
 ) -> None:
+    """SPEC 4: a date-only finish is judged by its date. Kept as the start of that date, it
+    is on time against any due later that date (dues lie in office hours) and late against
+    any due of an earlier date, by plain comparison."""
     out = good(settings, **{name: "04/03/2026"})
-    assert_instant(out[name], vn(2026, 3, 4, 17, 0))
+    assert_instant(out[name], vn(2026, 3, 4, 0, 0))
+    assert out[name] <= vn(2026, 3, 4, 8, 0)  # due 04/03 08:00: on time
+    assert out[name] > vn(2026, 3, 3, 17, 0)  # due 03/03 17:00: late
 
 
 @pytest.mark.parametrize("value", ["02/03/2026", "2026-03-02", "20260302", date(2026, 3, 2)])
@@ -607,8 +612,8 @@ def test_finished_at_the_received_instant_is_fine(settings: Settings) -> None:
 def test_date_only_finished_on_the_received_day_is_not_before_received(
     settings: Settings,
 ) -> None:
-    out = good(settings, finished_at="02/03/2026")
-    assert_instant(out["finished_at"], vn(2026, 3, 2, 17, 0))
+    out = good(settings, finished_at="02/03/2026")  # received 02/03 08:00, finished that day
+    assert_instant(out["finished_at"], vn(2026, 3, 2, 0, 0))
 
 
 def test_unknown_unit_uses_the_default_calendar(settings: Settings) -> None:

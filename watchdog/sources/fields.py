@@ -9,7 +9,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from watchdog.calendar import WorkingCalendar
@@ -113,8 +113,11 @@ def _text(value: Any) -> str:
 def normalize_case(raw: Mapping[str, Any], settings: Settings, problems: RowProblems) -> dict:
     """Turn one record with canonical keys into typed values; problems are collected, not raised.
 
-    A date-only `due_at`, `finished_at` or `returned_at` means the close of office hours on that
-    day; a date-only `received_at` means the start of the day (the clock then starts at opening).
+    A date-only `due_at` means the close of office hours on that day (SPEC 6); a date-only
+    `finished_at` or `returned_at` is judged by its date (SPEC 4), so it is kept as the start
+    of that day: finished on the due's date is then on time by plain comparison, and a later
+    date is late. A date-only `received_at` means the start of the day (the clock then starts
+    at opening).
 
     Values no database would store are problems of their field, found here so that one bad
     row never costs a batch: a NUL character, a text longer than its column (TEXT_LIMITS) or
@@ -143,9 +146,9 @@ def normalize_case(raw: Mapping[str, Any], settings: Settings, problems: RowProb
             continue
         if isinstance(when, date) and not isinstance(when, datetime):
             when = (
-                parse_instant(when, calendar.tz)
-                if name in ("received_at", "step_started_at", "updated_at")
-                else calendar.standard_close(when)
+                calendar.standard_close(when)
+                if name == "due_at"
+                else parse_instant(when, calendar.tz)
             )
         elif when.year in (MIN_YEAR, MAX_YEAR) and not (
             MIN_YEAR <= calendar.local(when).year <= MAX_YEAR
@@ -312,9 +315,13 @@ def _check_order(out: dict, problems: RowProblems) -> None:
         checked: tuple[str, ...] = ("returned_at", "step_started_at")  # one date, said once
     else:
         checked = ("finished_at", "returned_at", "step_started_at")
+    day_received = received.date()
     for name in checked:
         t = out.get(name)
-        if t is not None and t < received:
-            problems.add(name, f"is before received_at ({received.isoformat()})")
+        if t is None or t >= received:
+            continue
+        if name != "step_started_at" and t.time() == time(0) and t.date() >= day_received:
+            continue  # a date-only finish on the day of receipt (kept as its midnight)
+        problems.add(name, f"is before received_at ({received.isoformat()})")
     if out["due_at"] is not None and out["due_at"] < received:
         problems.add("due_at", f"is before received_at ({received.isoformat()})")
