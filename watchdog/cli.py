@@ -23,7 +23,7 @@ from watchdog.config import (
     load_settings,
 )
 from watchdog.durations import Duration, Unit, compute_due
-from watchdog.timefmt import FORMATS_HELP, iso, parse_instant, parse_when, show
+from watchdog.timefmt import FORMATS_HELP, iso, parse_instant, parse_period_end, parse_when, show
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -59,6 +59,13 @@ def _clock(args: argparse.Namespace, settings: Settings) -> Clock:
 def _instant(text: str, settings: Settings, option: str) -> datetime:
     try:
         return parse_instant(text, settings.default_calendar.tz)
+    except ValueError as e:
+        raise UsageError(f"{option}: {e}") from None
+
+
+def _period_end(text: str, settings: Settings, option: str) -> datetime:
+    try:
+        return parse_period_end(text, settings.default_calendar.tz)
     except ValueError as e:
         raise UsageError(f"{option}: {e}") from None
 
@@ -208,7 +215,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--metric {args.metric}: not available yet (only portal)")
     if args.format not in ("table", "csv"):
         raise UsageError(f"--format {args.format}: not available yet (table or csv)")
-    as_of = _instant(args.as_of, settings, "--as-of") if args.as_of else None
+    as_of = _period_end(args.as_of, settings, "--as-of") if args.as_of else None
     report = build_report(
         _store(settings),
         settings,
@@ -277,7 +284,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rules = load_rules(settings)
     start = _instant(args.date_from, settings, "--from")
-    end = _instant(args.date_to, settings, "--to")
+    end = _period_end(args.date_to, settings, "--to")
     if end < start:
         raise UsageError("--to: must not be before --from")
     try:

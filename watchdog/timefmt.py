@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _VN = re.compile(
@@ -63,6 +63,16 @@ def parse_instant(value: object, tz: tzinfo) -> datetime:
     if isinstance(when, datetime):
         return when
     return datetime.combine(when, time(0), tz)
+
+
+def parse_period_end(value: object, tz: tzinfo) -> datetime:
+    """The end of a period as people write it: an instant as given, and a bare date means the
+    END of that day (the next midnight), so `--to 30/11/2026` includes the whole of 30/11. The
+    one parser for every period end (`report --to/--as-of`, `simulate --to`)."""
+    when = parse_when(value, tz)
+    if isinstance(when, datetime):
+        return when
+    return datetime.combine(when + timedelta(days=1), time(0), tz)
 
 
 def show(t: datetime | None, tz: tzinfo) -> str:

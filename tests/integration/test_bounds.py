@@ -135,13 +135,18 @@ def test_report_counts_the_others_and_notes_the_skipped_case(
     store: Store, small_config: Path
 ) -> None:
     settings = load_good(store, small_config)
-    clean = to_csv(build_report(store, settings, date(2026, 11, 1), date(2200, 12, 31), as_of=NOW))
+    # as of the end of 2200, so that X2200 (received 29/12/2200) counts as received by then
+    as_of = datetime(2200, 12, 31, 12, 0, tzinfo=VN)
+    clean = to_csv(
+        build_report(store, settings, date(2026, 11, 1), date(2200, 12, 31), as_of=as_of)
+    )
     put_uncomputable(store, PAST_2200)
 
-    report = build_report(store, settings, date(2026, 11, 1), date(2200, 12, 31), as_of=NOW)
+    report = build_report(store, settings, date(2026, 11, 1), date(2200, 12, 31), as_of=as_of)
 
     assert to_csv(report) == clean  # the same counts as without it
-    assert (report.total.received, report.total.on_time, report.total.late) == (4, 1, 1)
+    # A on time; C and D open and long past due: late; E waiting since before its due
+    assert (report.total.received, report.total.on_time, report.total.late) == (4, 1, 2)
     assert [s.case.case_code for s in report.skipped] == ["X2200"]
     [note] = [n for n in report.notes if "X2200" in n]
     assert "evaluation_error" in note and "2201" in note and "not counted" in note
@@ -152,7 +157,8 @@ def test_report_counts_the_others_and_notes_the_skipped_case(
 def test_report_to_the_end_of_the_period_skips_it_too(store: Store, small_config: Path) -> None:
     settings = load_good(store, small_config)
     put_uncomputable(store, PAST_2200)
-    report = build_report(store, settings, date(2200, 12, 1), date(2200, 12, 31))
+    end_of_2200 = datetime(2200, 12, 31, 23, 0, tzinfo=VN)  # the report's clock
+    report = build_report(store, settings, date(2200, 12, 1), date(2200, 12, 31), now=end_of_2200)
     assert report.total.received == 0 and report.rows
     assert any("X2200" in n for n in report.notes)
     assert "X2200" in errors(store)

@@ -52,7 +52,7 @@ def load(store: Store, config: Path):
 
 def test_portal_csv_by_unit(store: Store, small_config: Path) -> None:
     settings = load(store, small_config)
-    report = build_report(store, settings, date(2026, 11, 1), date(2026, 11, 30))
+    report = build_report(store, settings, date(2026, 11, 1), date(2026, 11, 30), now=NOW)
     assert to_csv(report).splitlines() == [
         "unit_code,unit_name,received,on_time,in_progress,late,on_time_rate",
         "T,UBND tỉnh,7,1,2,2,33.33",
@@ -69,14 +69,17 @@ def test_as_of_takes_the_state_at_that_instant(store: Store, small_config: Path)
     as_of = datetime(2026, 11, 10, 12, 0, tzinfo=VN)
     report = build_report(store, settings, date(2026, 11, 1), date(2026, 11, 30), as_of=as_of)
     total = report.total
-    # A finished on time; B, C, D, E still open and not yet due at 10/11 noon.
-    assert (total.received, total.on_time, total.in_progress, total.late) == (7, 1, 4, 0)
+    # Only cases received by 10/11 noon count (SPEC 9): A, B, D, E, F (C on 25/11 and I on
+    # 12/11 come later). A finished on time; B, D, E still open and not yet due; F withdrawn.
+    assert (total.received, total.on_time, total.in_progress, total.late) == (5, 1, 3, 0)
     assert str(total.rate) == "100.00"
 
 
 def test_by_procedure_lists_unknown_codes_last(store: Store, small_config: Path) -> None:
     settings = load(store, small_config)
-    report = build_report(store, settings, date(2026, 11, 1), date(2026, 11, 30), by=By.PROCEDURE)
+    report = build_report(
+        store, settings, date(2026, 11, 1), date(2026, 11, 30), by=By.PROCEDURE, now=NOW
+    )
     lines = to_csv(report).splitlines()
     assert (
         lines[0] == "procedure_code,procedure_name,received,on_time,in_progress,late,on_time_rate"
@@ -88,6 +91,39 @@ def test_by_procedure_lists_unknown_codes_last(store: Store, small_config: Path)
 
 def test_table_uses_comma_decimals_and_indents_children(store: Store, small_config: Path) -> None:
     settings = load(store, small_config)
-    text = to_table(build_report(store, settings, date(2026, 11, 1), date(2026, 11, 30)))
+    text = to_table(build_report(store, settings, date(2026, 11, 1), date(2026, 11, 30), now=NOW))
     assert "33,33" in text and "33.33" not in text
     assert "    Phòng Hành chính tư pháp" in text
+
+
+def test_default_as_of_is_now_when_the_period_has_not_ended(
+    store: Store, small_config: Path
+) -> None:
+    """November's report run on 20/11/2026 10:00 shows the state at that instant: C (received
+    25/11) is not counted yet, and B (finished 30/11, due 16/11) is open and late."""
+    settings = load(store, small_config)
+    now = datetime(2026, 11, 20, 10, 0, tzinfo=VN)
+    report = build_report(store, settings, date(2026, 11, 1), date(2026, 11, 30), now=now)
+    assert report.as_of == now
+    total = report.total
+    # A on time; B and D late (due 16/11 and 17/11); E waiting; I has no due; F withdrawn.
+    assert (total.received, total.on_time, total.in_progress, total.late) == (6, 1, 1, 2)
+
+
+def test_a_date_only_finish_on_the_due_date_is_on_time(store: Store, small_config: Path) -> None:
+    """K: received Mon 02/11/2026 09:00, 10 working days: due Mon 16/11 09:00. The export
+    says only "16/11/2026" for its finish: judged by its date, on time (SPEC 4)."""
+    settings = load_settings(small_config, env={})
+    raw = {
+        "case_code": "K",
+        "procedure_code": "2.000488",
+        "unit_code": "STP.HC",
+        "received_at": "02/11/2026 09:00",
+        "status": 9,
+        "finished_at": "16/11/2026",
+    }
+    problems = RowProblems()
+    upsert_cases(store, [normalize_case(raw, settings, problems)], NOW)
+    assert not problems
+    report = build_report(store, settings, date(2026, 11, 1), date(2026, 11, 30), now=NOW)
+    assert (report.total.on_time, report.total.late) == (1, 0)

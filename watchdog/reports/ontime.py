@@ -124,10 +124,16 @@ def build_report(
     by: By = By.UNIT,
     now: datetime | None = None,
 ) -> Report:
-    """Counts of the cases received in [start, end] as they stand at `as_of` (default: the end
-    of the period). `now` (default: the system clock) dates the findings of skipped cases."""
+    """Counts of the cases received in [start, end] as they stand at `as_of` (SPEC 9).
+
+    `as_of` defaults to the end of the period, or now when that is earlier (a report of the
+    running quarter shows today's state, not a guess at its end); only cases received by
+    `as_of` are counted. `now` (default: the system clock) also dates the findings of
+    skipped cases."""
+    now = now or SystemClock().now()
     lo, hi = period_bounds(settings, start, end)
-    as_of = as_of or hi
+    as_of = as_of or min(hi, now)
+    hi = min(hi, as_of)
     own: dict[str, Counts] = {}
     without_due = 0
     skipped: list[SkippedCase] = []
@@ -160,7 +166,7 @@ def build_report(
             "counted as received only"
         )
     if skipped:
-        record_skipped(store, skipped, now or SystemClock().now())
+        record_skipped(store, skipped, now)
         report.notes.extend(f"{s.note}; not counted" for s in skipped)
     return report
 
