@@ -4,7 +4,7 @@ repeat number), so a restart, a reload or a second replica never records one twi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -48,6 +48,9 @@ class FiringRow:
         return (self.case_id, self.stage, self.step, self.version, self.repeat_no)
 
 
+_FIELDS = tuple(f.name for f in fields(FiringRow))
+
+
 def fired_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, dict[tuple, FiredSoFar]]:
     """Per case: what was fired so far, per (stage, step, version)."""
     out: dict[int, dict[tuple[str, str, str], FiredSoFar]] = {}
@@ -87,7 +90,8 @@ def insert_firings(
     """Insert firings whose key is new; returns (id, firing) of those actually written."""
     if not firings:
         return []
-    rows = [asdict(f) | {"created_at": now} for f in firings]
+    # by hand: dataclasses.asdict deep-copies every recipients list (a third of a plan's time)
+    rows = [{name: getattr(f, name) for name in _FIELDS} | {"created_at": now} for f in firings]
     by_key = {f.key: f for f in firings}
     stmt = store.insert_ignoring(conn, schema.firings, KEY).returning(
         _f.id, _f.case_id, _f.stage, _f.step, _f.version, _f.repeat_no

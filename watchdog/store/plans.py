@@ -14,6 +14,7 @@ that begins with BEGIN IMMEDIATE, under which the version check and the writes a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy import Connection, bindparam, select, tuple_
 
 from watchdog.domain import OPEN_STATUSES
 from watchdog.store import Store, schema
-from watchdog.store.cases import IN_CHUNK, Facts, id_in, select_records, with_events
+from watchdog.store.cases import Facts, select_records, with_events
 from watchdog.store.findings import NewFinding, resolve_case_findings, write_findings
 from watchdog.store.firings import FiredSoFar, FiringRow, fired_of, insert_firings
 from watchdog.store.schema import UTCDateTime
@@ -136,9 +137,9 @@ def _claim(store: Store, stmt, cursor_of) -> Claim | None:
 def set_next_checks(conn: Connection, plans: Sequence[Plan]) -> set[int]:
     """Set next_check_at where the version is still the one read; returns those case ids.
 
-    The engine's hottest write: one statement per batch on PostgreSQL; on SQLite (inside a
-    BEGIN IMMEDIATE transaction, so nothing changes between the check and the update) one
-    read of the versions and one executemany with the text form SQLAlchemy stores DATETIME in.
+    The engine's hottest write: one statement per batch on both databases (PostgreSQL: arrays;
+    SQLite: one JSON array, inside a BEGIN IMMEDIATE transaction), each instant in the form the
+    column stores (SQLite: the text form SQLAlchemy stores DATETIME in).
     """
     if not plans:
         return set()
@@ -154,20 +155,21 @@ def set_next_checks(conn: Connection, plans: Sequence[Plan]) -> set[int]:
             ),
         )
         return {r[0] for r in rows}
-    wanted = {i: v for i, v, _ in plans}
-    ids = list(wanted)
-    current: set[int] = set()
-    for k in range(0, len(ids), IN_CHUNK):
-        stmt = select(_c.id, _c.version).where(id_in(conn, _c.id, ids[k : k + IN_CHUNK]))
-        current.update(r.id for r in conn.execute(stmt) if r.version == wanted[r.id])
-    updates = [
-        (None if t is None else t.astimezone(UTC).strftime(_SQLITE_DATETIME), i)
-        for i, _, t in plans
-        if i in current
-    ]
-    if updates:
-        conn.exec_driver_sql("UPDATE cases SET next_check_at = ? WHERE id = ?", updates)
-    return current
+    # One statement: the plans travel as one JSON array; SQLite >= 3.35 has RETURNING.
+    payload = json.dumps(
+        [
+            [i, v, None if t is None else t.astimezone(UTC).strftime(_SQLITE_DATETIME)]
+            for i, v, t in plans
+        ]
+    )
+    rows = conn.exec_driver_sql(
+        "UPDATE cases SET next_check_at = json_extract(p.value, '$[2]')"
+        " FROM json_each(?) AS p"
+        " WHERE cases.id = json_extract(p.value, '$[0]')"
+        " AND cases.version = json_extract(p.value, '$[1]') RETURNING cases.id",
+        (payload,),
+    )
+    return {r[0] for r in rows}
 
 
 # ----- the engine's own small facts -----------------------------------------------------------
