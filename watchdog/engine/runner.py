@@ -148,19 +148,26 @@ class Engine:
     def rules_changed(self) -> bool:
         return get_state(self.store, RULES_HASH_KEY) != self.rules.hash
 
-    def replan_all(self, now: datetime) -> TickReport:
+    def replan_all(
+        self, now: datetime, progress: Callable[[int], None] | None = None
+    ) -> TickReport:
         """Evaluate every open case under the current rules, in batches walked by id (each its
         own short transaction, so ticks interleave), then record the rules hash. A crash half
-        way leaves the old hash: the plan runs again, and firings already written stay once."""
-        report = self._run(now, lambda after: claim_open(self.store, after, self.batch_size))
+        way leaves the old hash: the plan runs again, and firings already written stay once.
+        `progress` is told the number of cases evaluated after each batch."""
+        report = self._run(
+            now, lambda after: claim_open(self.store, after, self.batch_size), progress=progress
+        )
         set_state(self.store, RULES_HASH_KEY, self.rules.hash, now)
         log.info("rules %s: %d open cases re-planned", self.rules.hash, report.evaluated)
         return report
 
-    def ensure_planned(self, now: datetime) -> TickReport:
+    def ensure_planned(
+        self, now: datetime, progress: Callable[[int], None] | None = None
+    ) -> TickReport:
         """Re-plan everything when the rules (or procedures, calendars) changed since last time;
         returns what the planning evaluated and fired (nothing when the rules are the same)."""
-        return self.replan_all(now) if self.rules_changed() else TickReport()
+        return self.replan_all(now, progress) if self.rules_changed() else TickReport()
 
     # ----- ticks -------------------------------------------------------------------------
 
@@ -191,6 +198,7 @@ class Engine:
         *,
         max_batches: int | None = None,
         on_firings: OnFirings | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> TickReport:
         report = TickReport()
         inflight: deque[_Batch] = deque()
@@ -206,10 +214,14 @@ class Engine:
                 batch.results = self._submit(batch, now)
                 if len(inflight) > self.workers:
                     self._finish(inflight.popleft(), now, report, on_firings)
+                    if progress:
+                        progress(report.evaluated)
                 if len(batch.facts) < self.batch_size:
                     break
             while inflight:
                 self._finish(inflight.popleft(), now, report, on_firings)
+                if progress:
+                    progress(report.evaluated)
         finally:
             for batch in inflight:
                 batch.claim.release()

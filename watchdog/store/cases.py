@@ -297,3 +297,10 @@ def _text_limits() -> dict[str, int]:
 # Longest value each text column of a case holds: the importer rejects a longer one by row and
 # column instead of letting the database refuse the whole batch.
 TEXT_LIMITS: dict[str, int] = _text_limits()
+
+
+def count_open_cases(store: Store) -> int:
+    """How many cases are open (the total a re-plan walks)."""
+    with store.read() as conn:
+        stmt = select(func.count()).select_from(schema.cases).where(_c.status.in_(_OPEN))
+        return conn.execute(stmt).scalar_one()

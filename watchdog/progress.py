@@ -1,0 +1,70 @@
+"""A one-line progress counter on stderr for long imports and re-plans.
+
+Shown only when stderr is a terminal (an admin watching), never in cron or under a service
+manager; refreshed at most twice a second: done, rate and, when the total is known, the time
+left.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    def __init__(
+        self,
+        label: str,
+        *,
+        total: int | None = None,
+        unit: str = "rows",
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        clock=time.monotonic,
+    ):
+        self.stream = stream or sys.stderr
+        self.enabled = _is_tty(self.stream) if enabled is None else enabled
+        self.label, self.total, self.unit, self.clock = label, total, unit, clock
+        self.start = clock()
+        self.last = 0.0
+        self.shown = False
+
+    def update(self, done: int, *, final: bool = False) -> None:
+        now = self.clock()
+        if not self.enabled or (not final and now - self.last < 0.5):
+            return
+        if not final and not self.shown and now - self.start < 2.0:
+            return  # quick work stays quiet: only what takes more than a moment shows
+        self.last, self.shown = now, True
+        self.stream.write("\r" + self.line(done, now) + ("\n" if final else ""))
+        self.stream.flush()
+
+    def line(self, done: int, now: float) -> str:
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
+        text = f"{self.label}: {done:,}"
+        if self.total:
+            text += f"/{self.total:,}"
+        text += f" {self.unit} ({rate:,.0f}/s"
+        if self.total and rate > 0 and done < self.total:
+            text += f", {_duration((self.total - done) / rate)} left"
+        return text + ")"
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds + 0.5)
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
