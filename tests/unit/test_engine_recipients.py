@@ -64,7 +64,7 @@ officials:
   - {id: x5, name: X5, unit: SXD}
 supervisors: [thanhtra@tinh.vn, chutich]
 procedures:
-  - {code: "1.001", name: Mười ngày, limit: 10 working_days}
+  - {code: "1.001000", name: Mười ngày, limit: 10 working_days}
 """
 
 ALL_CHANNELS = """\
@@ -179,7 +179,7 @@ def test_stand_in_and_duplicates(settings) -> None:
 def fire(tmp_path: Path, stage: dict, *, now: datetime, channels: str = ALL_CHANNELS, **case_kw):
     """Load one stage (policy p) from a rules file and evaluate one overdue case at `now`.
 
-    The case: procedure 1.001 (10 working days) received Mon 23/02/2026 08:00 -> due the 10th
+    The case: procedure 1.001000 (10 working days) received Mon 23/02/2026 08:00 -> due the 10th
     working day after at 08:00: 24, 25, 26, 27/02, 02, 03, 04, 05, 06, 09/03 -> Mon 09/03
     08:00. The stage's condition `overdue: 0` opens at 09/03 08:00:01.
     """
@@ -190,10 +190,10 @@ def fire(tmp_path: Path, stage: dict, *, now: datetime, channels: str = ALL_CHAN
         DIRECTORY + channels + "rules: [rules.yaml]\n", encoding="utf-8"
     )
     s = load_settings(tmp_path / "config.yaml", env={})
-    stages = load_rules(s, env={}).stages_for(s, "1.001", "STP.HC.MC", None)
+    stages = load_rules(s, env={}).stages_for(s, "1.001000", "STP.HC.MC", None)
     base = dict(
         case_code="HS-R",
-        procedure_code="1.001",
+        procedure_code="1.001000",
         unit_code="STP.HC.MC",
         received_at=vn(2026, 2, 23, 8),
         status=Status.IN_PROGRESS,

@@ -27,11 +27,12 @@ officials:
   - {id: cv1, name: Chuyên viên, unit: STP.HC.MC, telegram: 2001}
 supervisors: [thanhtra@tinh.vn]
 procedures:
-  - {code: "1.001", name: Một, limit: 10 working_days}
-  - {code: "1.0010", name: Mười, limit: 10 working_days}
+  - {code: "1.001000", name: Một, limit: 10 working_days}
+  - {code: "1.001001", name: Một lẻ một, limit: 10 working_days}
   - {code: "10.001", name: Khác, limit: 10 working_days}
-  - {code: "2.001", name: Tư pháp, field: tu_phap, limit: 3 working_days}
-  - {code: "3.001", name: Ba, limit: 5 working_days}
+  - {code: "2.000001", name: Tư pháp, field: tu_phap, limit: 3 working_days}
+  - {code: "3.000001", name: Ba, limit: 5 working_days}
+  - {code: "1.012790", name: Biến động đất đai, field: Đất đai, limit: 10 working_days}
 channels:
   file: {dir: out}
   email: {host: localhost, from: a@b.vn}
@@ -303,6 +304,91 @@ policies:
     assert problems == [f"{file}:4: policies[0].match.units[1]: unknown unit 'XYZ'"]
 
 
+def test_a_unit_close_to_a_configured_one_is_suggested(tmp_path) -> None:
+    """'STP.HC.M' is closest to 'STP.HC.MC' (difflib ratio 2*8/17 = 0.94; 'STP.HC' 0.86)."""
+    text = """\
+policies:
+  - name: p
+    match: {units: [STP.HC.M]}
+    stages:
+      - {id: soon, when: {remaining: 1 working_day}, notify: [assignee]}
+"""
+    file, problems = problems_of(tmp_path, text)
+    assert problems == [
+        f"{file}:3: policies[0].match.units[0]: unknown unit 'STP.HC.M' (did you mean 'STP.HC.MC'?)"
+    ]
+
+
+def test_a_procedure_or_field_no_configured_procedure_has(tmp_path) -> None:
+    """A code that is not configured, a glob that matches no configured code and a field no
+    procedure has are each an error at their line, with the closest configured value.
+
+    Configured: 1.001000, 1.001001, 10.001, 2.000001, 3.000001, 1.012790; fields tu_phap and
+    Đất đai. '1.002000' shares 7 of 8 characters with '1.001000' (ratio 2*7/16 = 0.875), 6 with
+    1.001001, 2.000001 and 3.000001 (0.75): 1.001000 is suggested. '1.00*' matches 1.001000 and
+    1.001001; '7.*' matches nothing. 'tu phap' is 'tu_phap' but for one character (ratio
+    2*6/14 = 0.86); 'Xây dựng' is close to no field.
+    """
+    text = """\
+policies:
+  - name: p
+    match:
+      procedures: ["1.002000", "1.00*", "7.*", "3.000001"]
+      fields: [tu phap, Đất đai, Xây dựng]
+    stages:
+      - {id: soon, when: {remaining: 1 working_day}, notify: [assignee]}
+"""
+    file, problems = problems_of(tmp_path, text)
+    assert problems == [
+        f"{file}:4: policies[0].match.procedures[0]: no configured procedure has code "
+        "'1.002000' (did you mean '1.001000'?)",
+        f"{file}:4: policies[0].match.procedures[2]: no configured procedure matches '7.*'",
+        f"{file}:5: policies[0].match.fields[0]: no configured procedure has field 'tu phap' "
+        "(did you mean 'tu_phap'?)",
+        f"{file}:5: policies[0].match.fields[2]: no configured procedure has field 'Xây dựng'",
+    ]
+
+
+@pytest.mark.parametrize("written", ["[1.012790]", "1.012790", "[1.01279]", '["1.01279"]'])
+def test_numeric_procedure_codes_are_restored_not_truncated(tmp_path, written) -> None:
+    """Unquoted, YAML reads 1.012790 as the float 1.01279; str() of it gave "1.01279", which
+    no case code ever equals, so the policy silently never matched. procedure_code restores
+    the national d.dddddd form: 1.01279 -> "1.012790" (also the text "1.01279", as the
+    configuration and imports read it), and the case with code 1.012790 gets stage `dat`."""
+    text = f"""\
+policies:
+  - name: dat_dai
+    match: {{procedures: {written}}}
+    stages:
+      - {{id: dat, when: {{remaining: 1 working_day}}, notify: [assignee]}}
+"""
+    s = settings_with(tmp_path, "rules: [rules.yaml]", rules=text)
+    rules = load_rules(s, env={})
+    assert rules.policies[0].match.procedures == ("1.012790",)
+    assert [c.key for c in rules.stages_for(s, "1.012790", "SXD", None)] == ["dat_dai/dat"]
+
+
+def test_a_number_no_procedure_code_gives_is_a_located_error(tmp_path) -> None:
+    """1.0127901 has seven decimals: no d.dddddd code reads as it, so it is refused where it
+    is written instead of being kept as the text "1.0127901"."""
+    text = """\
+policies:
+  - name: p
+    match:
+      procedures:
+        - "1.012790"
+        - 1.0127901
+    stages:
+      - {id: soon, when: {remaining: 1 working_day}, notify: [assignee]}
+"""
+    file, problems = problems_of(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        f"{file}:6: policies[0].match.procedures[1]: the number 1.0127901 is no national TTHC "
+        "code (d.dddddd, such as 1.012790)"
+    )
+
+
 def test_every_problem_is_listed(tmp_path) -> None:
     text = """\
 policies:
@@ -362,17 +448,17 @@ def matching(tmp_path) -> tuple[Settings, RuleSet]:
     ("procedure", "unit", "channel", "keys"),
     [
         # first match wins: the procedure glob, nothing after it
-        ("1.001", "STP.HC.MC", None, ["thu_tuc_1/a"]),
-        ("1.0010", "SXD", "online", ["thu_tuc_1/a"]),
+        ("1.001000", "STP.HC.MC", None, ["thu_tuc_1/a"]),
+        ("1.001001", "SXD", "online", ["thu_tuc_1/a"]),
         # "1.00*" does not match 10.001; STP's subtree + continue adds the next match
         ("10.001", "STP.HC.MC", "online", ["don_vi_stp/b", "truc_tuyen/c"]),
-        ("2.001", "STP.HC.MC", "direct", ["don_vi_stp/b", "linh_vuc/e"]),
-        ("3.001", "STP", "postal", ["don_vi_stp/b", "mac_dinh/d", "mac_dinh/d2"]),
-        ("2.001", "SXD", None, ["linh_vuc/e"]),
-        ("3.001", "SXD", "direct", ["mac_dinh/d", "mac_dinh/d2"]),
+        ("2.000001", "STP.HC.MC", "direct", ["don_vi_stp/b", "linh_vuc/e"]),
+        ("3.000001", "STP", "postal", ["don_vi_stp/b", "mac_dinh/d", "mac_dinh/d2"]),
+        ("2.000001", "SXD", None, ["linh_vuc/e"]),
+        ("3.000001", "SXD", "direct", ["mac_dinh/d", "mac_dinh/d2"]),
         # T is above STP, not in its subtree; an unknown unit is in no subtree
-        ("3.001", "T", None, ["mac_dinh/d", "mac_dinh/d2"]),
-        ("3.001", "ZZZ", "online", ["truc_tuyen/c"]),
+        ("3.000001", "T", None, ["mac_dinh/d", "mac_dinh/d2"]),
+        ("3.000001", "ZZZ", "online", ["truc_tuyen/c"]),
         # an unknown procedure matches no field
         ("9.999", "SXD", None, ["mac_dinh/d", "mac_dinh/d2"]),
     ],
@@ -393,14 +479,14 @@ def test_rule_files_by_glob_in_order(tmp_path) -> None:
     s = settings_with(tmp_path, "rules: [rules/*.yaml]")
     rules = load_rules(s, env={})
     assert [p.name for p in rules.policies] == ["a", "b"]
-    assert [c.key for c in rules.stages_for(s, "3.001", "SXD", None)] == ["a/x", "b/y"]
+    assert [c.key for c in rules.stages_for(s, "3.000001", "SXD", None)] == ["a/x", "b/y"]
 
 
 def test_no_rules(tmp_path) -> None:
     s = settings_with(tmp_path, "rules: []")
     rules = load_rules(s, env={})
     assert rules.policies == () and rules.digests == ()
-    assert rules.stages_for(s, "1.001", "STP.HC.MC", None) == ()
+    assert rules.stages_for(s, "1.001000", "STP.HC.MC", None) == ()
 
 
 # ----- the shipped defaults --------------------------------------------------------------------
@@ -454,7 +540,7 @@ DEFAULT_STAGES = {
 def test_default_rules_have_the_nine_stages_of_spec(tmp_path, rules_line) -> None:
     s = settings_with(tmp_path, rules_line)
     rules = load_rules(s, env={})
-    stages = rules.stages_for(s, "1.001", "STP.HC.MC", "online")
+    stages = rules.stages_for(s, "1.001000", "STP.HC.MC", "online")
     got = {
         c.stage.id: (
             c.stage.when.kind,

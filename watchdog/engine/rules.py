@@ -3,14 +3,21 @@
 A rule file holds `policies:` and optionally `digests:`. Policies are tried in file order; the
 first whose `match` fits a case applies, and matching goes on past it only when it says
 `continue: true`. Every error names `file:line: key.path`, like the configuration.
+
+`load_rules` (also at daemon start) checks what a rule names exists: procedures, fields, units,
+channels, officials. `check_rules` (for `watchdog check` only) resolves every stage's
+recipients unit by unit to find those that reach nobody: see docs/rules.md.
 """
 
 from __future__ import annotations
 
+import difflib
 import glob
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -21,6 +28,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model
 from watchdog.config import ConfigError, Settings, check_duration_bounds, validate_model
 from watchdog.config.models import Model, TimeOfDay
 from watchdog.config.yamlsrc import Located, load_yaml
+from watchdog.domain import procedure_code
 from watchdog.durations import Duration, Unit
 from watchdog.shipped import shipped_path
 
@@ -141,13 +149,33 @@ class Stage(Model):
         return self.template or self.id
 
 
+def _procedure_ref(value: Any) -> Any:
+    """A procedure code or glob of `match.procedures`, in the form cases and the configuration
+    use (domain.procedure_code): unquoted YAML reads `1.012790` as the number 1.01279, which is
+    restored to "1.012790", never truncated; a number no code gives is a located error. A glob
+    is kept as written."""
+    if isinstance(value, str) and glob.has_magic(value):
+        return value
+    if isinstance(value, str | int | float):
+        return procedure_code(value)
+    return value
+
+
+ProcedureRef = Annotated[str, BeforeValidator(_procedure_ref)]
+
+
 class Match(Model):
-    procedures: tuple[str, ...] = ()  # codes or globs
+    procedures: tuple[ProcedureRef, ...] = ()  # codes or globs
     fields: tuple[str, ...] = ()
     units: tuple[str, ...] = ()  # a unit and its whole subtree
     submitted_via: tuple[Literal["direct", "online", "postal"], ...] = ()
 
-    @field_validator("procedures", "fields", "units", mode="before")
+    @field_validator("procedures", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | int | float) else value
+
+    @field_validator("fields", "units", mode="before")
     @classmethod
     def _codes(cls, value: Any) -> Any:
         if isinstance(value, str | int | float):
@@ -228,6 +256,8 @@ class RuleSet:
     digests: tuple[Digest, ...]
     files: tuple[Path, ...]
     hash: str
+    # Where each policy was written (its file's lines, its key path), for `check_rules`.
+    origins: tuple[tuple[Located, tuple[str | int, ...]], ...] = field(default=(), repr=False)
 
     def stages_for(
         self,
@@ -321,6 +351,7 @@ def load_rules(settings: Settings, env: dict[str, str] | None = None) -> RuleSet
             [f"{settings.file}: rules: no file matches {list(settings.config.rules)}"]
         )
     seen_policies: dict[str, str] = {}
+    origins: list[tuple[Located, tuple[str | int, ...]]] = []
     for file in files:
         located = load_yaml(file, env)
         digest.update(file.read_bytes())
@@ -344,6 +375,7 @@ def load_rules(settings: Settings, env: dict[str, str] | None = None) -> RuleSet
             seen_policies[policy.name] = f"{file}:{located.line_of(where)}"
             problems.extend(_check_policy(policy, ("policies", i), located, settings))
         policies.extend(parsed.policies)
+        origins.extend((located, ("policies", i)) for i in range(len(parsed.policies)))
         digests.extend(parsed.digests)
     if problems:
         raise ConfigError(problems)
@@ -357,7 +389,9 @@ def load_rules(settings: Settings, env: dict[str, str] | None = None) -> RuleSet
         ).encode()
     )
     digest.update(repr(sorted(settings.config.calendars.items())).encode())
-    return RuleSet(tuple(policies), tuple(digests), tuple(files), digest.hexdigest()[:16])
+    return RuleSet(
+        tuple(policies), tuple(digests), tuple(files), digest.hexdigest()[:16], tuple(origins)
+    )
 
 
 def _check_policy(policy: Policy, at: tuple, located: Located, settings: Settings) -> list[str]:
@@ -408,7 +442,152 @@ def _check_policy(policy: Policy, at: tuple, located: Located, settings: Setting
                         f"expected another stage id of this policy, got {other!r}",
                     )
                 )
-    for k, unit in enumerate(policy.match.units):
-        if unit not in settings.units:
-            problems.append(located.error((*at, "match", "units", k), f"unknown unit {unit!r}"))
+    problems.extend(_check_match(policy.match, (*at, "match"), located, settings))
     return problems
+
+
+def _check_match(m: Match, at: tuple, located: Located, settings: Settings) -> list[str]:
+    """What `match` names exists: a rule naming a procedure, field or unit that is not
+    configured would silently never match (or match less than its author meant)."""
+    problems = []
+    codes = settings.procedures
+    for k, pattern in enumerate(m.procedures):
+        if glob.has_magic(pattern):
+            if not any(fnmatchcase(code, pattern) for code in codes):
+                problems.append(
+                    located.error(
+                        (*at, "procedures", k),
+                        f"no configured procedure matches {pattern!r}",
+                    )
+                )
+        elif pattern not in codes:
+            problems.append(
+                located.error(
+                    (*at, "procedures", k),
+                    f"no configured procedure has code {pattern!r}{_did_you_mean(pattern, codes)}",
+                )
+            )
+    fields = {p.field for p in settings.config.procedures if p.field is not None}
+    for k, name in enumerate(m.fields):
+        if name not in fields:
+            problems.append(
+                located.error(
+                    (*at, "fields", k),
+                    f"no configured procedure has field {name!r}{_did_you_mean(name, fields)}",
+                )
+            )
+    for k, unit in enumerate(m.units):
+        if unit not in settings.units:
+            problems.append(
+                located.error(
+                    (*at, "units", k),
+                    f"unknown unit {unit!r}{_did_you_mean(unit, settings.units)}",
+                )
+            )
+    return problems
+
+
+def _did_you_mean(value: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(value, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ----- what `watchdog check` adds: whom each stage reaches ------------------------------------
+
+NAMED_UNITS = 3  # units named in a problem before "and N more"
+
+
+def check_rules(
+    settings: Settings,
+    rules: RuleSet,
+    *,
+    today: date | None = None,
+    warnings: list[str] | None = None,
+) -> list[str]:
+    """Stages whose recipients reach nobody for cases at some unit: `file:line: key.path`
+    problems, for `watchdog check` (the engine does not need them, so `load_rules` does not
+    pay for them).
+
+    For every unit a policy can match (its `match.units` subtrees, or all units), the stage's
+    recipients that do not depend on the case (all but assignee and step_handler) are resolved
+    with the engine's code (engine/recipients.py), on every day a stand-in can change (absences
+    ending before `today` are ignored; None: all count), down to a channel address. A stage
+    that reaches none of them at a unit is an error: it fires and nobody hears, or only the
+    assignee, when the case has one. A recipient reaching nobody where the stage still reaches
+    someone else is a warning, appended to `warnings` when given. The heads of the top unit
+    have no agency above them: `agency_head` there is not reported.
+    """
+    from watchdog.engine.recipients import CASE_RECIPIENTS, UNIT_RECIPIENTS, StageReach
+
+    problems: list[str] = []
+    reach = StageReach(settings, since=today)
+    tree = [u.code for _, u in settings.unit_tree()]
+    origins = rules.origins or tuple(
+        (Located(Path("rules"), None), ("policies", i)) for i in range(len(rules.policies))
+    )
+    for policy, (located, at) in zip(rules.policies, origins, strict=True):
+        matched = _policy_units(settings, policy.match, tree)
+        for j, stage in enumerate(policy.stages):
+            here = (*at, "stages", j, "notify")
+            fixed = [n for n in stage.notify if n not in CASE_RECIPIENTS]
+            if not fixed:
+                continue  # whom it reaches depends on the case alone
+            by_unit = any(n in UNIT_RECIPIENTS for n in fixed) and bool(matched)
+            units: list[str | None] = list(matched) if by_unit else [None]
+            nobody: list[tuple[str | None, str]] = []
+            lost: dict[int, list[tuple[str | None, str]]] = {}
+            for unit in units:
+                r = reach.of(stage, unit)
+                if r.nobody is not None:
+                    nobody.append((unit, r.nobody))
+                for k, why in r.lost:
+                    lost.setdefault(k, []).append((unit, why))
+            if nobody:
+                case_names = [n.replace("_", " ") for n in stage.notify if n in CASE_RECIPIENTS]
+                what = (
+                    f"reaches only the {' and the '.join(case_names)} (nobody when the case has "
+                    f"{'none' if len(case_names) == 1 else 'neither'})"
+                    if case_names
+                    else "reaches nobody"
+                )
+                problems.append(
+                    located.error(
+                        here,
+                        f"stage {policy.name}/{stage.id} {what}{_at_units(nobody, len(units))}",
+                    )
+                )
+            for k, gaps in lost.items():
+                name = stage.notify[k]
+                # the same for every unit unless the name depends on the unit
+                where = (
+                    _at_units(gaps, len(units)) if name in UNIT_RECIPIENTS else f": {gaps[0][1]}"
+                )
+                if warnings is not None:
+                    warnings.append(
+                        located.error(
+                            (*here, k),
+                            f"{name} reaches nobody{where}; stage {policy.name}/{stage.id} "
+                            "still reaches its other recipients there",
+                        )
+                    )
+    return problems
+
+
+def _policy_units(settings: Settings, m: Match, tree: Sequence[str]) -> list[str]:
+    """The units a policy can match, in tree order."""
+    if not m.units:
+        return list(tree)
+    inside: set[str] = set()
+    for code in m.units:
+        if code in settings.units:
+            inside |= settings.subtree(code)
+    return [code for code in tree if code in inside]
+
+
+def _at_units(gaps: Sequence[tuple[str | None, str]], of: int) -> str:
+    """': why' for one gap without a unit, else the first units with their why and a count."""
+    if gaps[0][0] is None:
+        return f": {gaps[0][1]}"
+    named = ", ".join(f"{unit} ({why})" for unit, why in gaps[:NAMED_UNITS])
+    more = f" and {len(gaps) - NAMED_UNITS} more" if len(gaps) > NAMED_UNITS else ""
+    return f" for cases at {len(gaps)} of the {of} units the policy matches: {named}{more}"
