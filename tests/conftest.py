@@ -23,14 +23,16 @@ database: {url: "sqlite:///var/test.db"}
 calendars:
   default: {}
 units:
-  - {code: T, name: UBND tỉnh}
+  - {code: T, name: UBND tỉnh, heads: [lanhdao]}
   - {code: STP, name: Sở Tư pháp, parent: T, heads: [lanhdao]}
   - {code: STP.HC, name: Phòng Hành chính tư pháp, parent: STP, heads: [truongphong]}
   - {code: SXD, name: Sở Xây dựng, parent: T}
 officials:
-  - {id: lanhdao, name: Lê Văn Lãnh, unit: STP}
-  - {id: truongphong, name: Phạm Thị Trưởng, unit: STP.HC, deputy: chuyenvien}
+  - {id: lanhdao, name: Lê Văn Lãnh, unit: STP, email: lanh@example.vn}
+  - {id: truongphong, name: Phạm Thị Trưởng, unit: STP.HC, deputy: chuyenvien,
+     email: truong@example.vn}
   - {id: chuyenvien, name: Nguyễn Văn Chuyên, unit: STP.HC, email: cv@example.vn}
+supervisors: [thanhtra@example.vn]
 procedures:
   - {code: "2.000488", name: Cấp Phiếu lý lịch tư pháp, limit: 10 working_days}
   - {code: "1.000001", name: Thủ tục bốn giờ, limit: 4 working_hours}
