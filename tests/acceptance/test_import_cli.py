@@ -216,3 +216,43 @@ def test_unknown_encoding_fails_naming_it(config: Path, tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "unknown encoding 'tcvn3'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_old_xls_export_with_title_rows(config: Path, db_file: Path, tmp_path: Path) -> None:
+    """`watchdog import hoso.xls`: an XLS (BIFF8) as older one-stop software saves it, with two
+    title rows above the header (row 3). Row 4 holds the TTHC code as the number 2.000488 and
+    the receipt as Excel's day 46084.375 (03/03/2026 09:00) in General cells, the assignee by
+    full name (Nguyễn Văn Chuyên is chuyenvien) and the label "Đang giải quyết" (status 4);
+    row 5 has a number that is no national code (1.0127901): rejected, exit status 1."""
+    import xlwt
+
+    wb = xlwt.Workbook(encoding="utf-8")
+    ws = wb.add_sheet("DanhSach")
+    rows = [
+        ["SỞ TƯ PHÁP"],
+        ["DANH SÁCH HỒ SƠ"],
+        ["Mã hồ sơ", "Mã TTHC", "Đơn vị", "Ngày tiếp nhận", "Trạng thái", "Cán bộ thụ lý"],
+        ["HS-1", 2.000488, "STP.HC", 46084.375, "Đang giải quyết", "Nguyễn Văn Chuyên"],
+        ["HS-2", 1.0127901, "STP", 46084.5, "", ""],
+    ]
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            ws.write(r, c, value)
+    path = tmp_path / "hoso.xls"
+    wb.save(str(path))
+
+    result = watchdog(config, "import", str(path))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    got = summary(result)
+    assert (got["rows"], got["inserted"], got["rejected"]) == (2, 1, 1)
+    assert "hoso.xls: row 5, column Mã TTHC (procedure_code): the number 1.0127901" in (
+        result.stderr
+    )
+    with sqlite3.connect(db_file) as conn:
+        row = conn.execute(
+            "SELECT procedure_code, received_at, status, assignee FROM cases"
+        ).fetchone()
+    assert row[0] == "2.000488"
+    assert str(row[1]).startswith("2026-03-03 02:00:00")  # 09:00 +07:00, stored as UTC
+    assert row[2:] == (4, "chuyenvien")

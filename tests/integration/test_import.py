@@ -344,14 +344,18 @@ def test_xlsx_with_portal_headers_and_datetime_cells(
         # row 5: returned before received
         [4, "000.00.21.H59-260302-0004", "2.000488", "x", "STP",
          datetime(2026, 3, 5, 8, 0), None, 10, None, datetime(2026, 3, 4, 8, 0), None],
-        # row 6: a date written as a number the import cannot read
+        # row 6: a date typed as a number into a General cell: Excel's day 46083 (30/12/1899 +
+        # 46083 days = 02/03/2026) and half a day, 12:00
         [5, "000.00.21.H59-260302-0005", "2.000488", "x", "STP",
          46083.5, None, None, None, None, None],
+        # row 7: a number that is no date (before Excel's day 1)
+        [6, "000.00.21.H59-260302-0006", "2.000488", "x", "STP",
+         -2.0, None, None, None, None, None],
     ]  # fmt: skip
     path = write_xlsx(tmp_path / "hoso.xlsx", rows)
     report = run(store, settings, path)
 
-    assert counts(report)[:2] == (5, 3)
+    assert counts(report)[:2] == (6, 4)
     assert report.rejected == 2
     assert report.ignored_columns == []
     assert any(
@@ -359,13 +363,14 @@ def test_xlsx_with_portal_headers_and_datetime_cells(
         for m in report.problems
     ), report.problems
     assert any(
-        m.startswith("hoso.xlsx: row 6, column NgayTiepNhan (received_at): ")
+        m.startswith("hoso.xlsx: row 7, column NgayTiepNhan (received_at): the number -2.0 ")
         for m in report.problems
     ), report.problems
-    assert all(": row 5, " in m or ": row 6, " in m for m in report.problems)
+    assert all(": row 5, " in m or ": row 7, " in m for m in report.problems)
 
     cases = stored(store)
-    assert set(cases) == {f"000.00.21.H59-260302-000{i}" for i in (1, 2, 3)}
+    assert set(cases) == {f"000.00.21.H59-260302-000{i}" for i in (1, 2, 3, 5)}
+    assert cases["000.00.21.H59-260302-0005"]["received_at"] == vn(2026, 3, 2, 12, 0)
     one = cases["000.00.21.H59-260302-0001"]
     assert one["received_at"] == vn(2026, 3, 2, 8, 15)
     assert one["received_at"] == datetime(2026, 3, 2, 1, 15, tzinfo=UTC)  # local, not UTC
@@ -670,7 +675,10 @@ def test_not_an_xlsx_file(store: Store, settings: Settings, tmp_path: Path) -> N
 
 def test_other_suffix_is_a_file_error(store: Store, settings: Settings, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "hoso.txt", [["Mã hồ sơ"]])
-    with pytest.raises(ImportFileError, match=r"\.csv or \.xlsx"):
+    with pytest.raises(
+        ImportFileError,
+        match=r"expected a \.csv, \.xlsx, \.xlsm, \.xlsb, \.xls or \.ods file, got \.txt",
+    ):
         run(store, settings, path)
 
 

@@ -757,3 +757,196 @@ def test_a_long_limit_reaches_past_the_calendar_decades_ahead(tmp_path: Path) ->
             "1900-2200",
         )
     ]
+
+
+# ----- real exports: numeric TTHC codes, Excel serials, names (issue 11, item 4) ---------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (2.000488, "2.000488"),  # a number with all six decimals
+        (1.01279, "1.012790"),  # 1.012790 typed into Excel: the trailing 0 is gone
+        ("1.01279", "1.012790"),  # the same number saved as text by a CSV export
+        (1.1, "1.100000"),
+        (12345.0, "12345"),  # a whole number: a local code, kept
+        ("2.000488", "2.000488"),
+    ],
+)
+def test_numeric_procedure_codes_are_restored(
+    settings: Settings, value: object, expected: str
+) -> None:
+    assert good(settings, procedure_code=value)["procedure_code"] == expected
+
+
+@pytest.mark.parametrize("value", [1.0127901, 2.0004881, 12.5])
+def test_a_number_no_national_code_gives_is_refused(settings: Settings, value: float) -> None:
+    """Seven decimals, or two digits before the point: no d.dddddd code is that number, and
+    truncating would invent one."""
+    _, problems = normalize(settings, procedure_code=value)
+    assert problems == [
+        (
+            "procedure_code",
+            f"the number {value!r} is no national TTHC code (d.dddddd, such as 1.012790): "
+            "write the code as text",
+        )
+    ]
+
+
+def spreadsheet(settings: Settings, **overrides: Any) -> tuple[dict, list[tuple[str, str]]]:
+    problems = RowProblems()
+    out = normalize_case(base(**overrides), settings, problems, spreadsheet=True)
+    return out, problems.problems
+
+
+@pytest.mark.parametrize(
+    ("name", "serial", "expected"),
+    [
+        # 46084 days after 30/12/1899 is Tue 03/03/2026; .375 of a day is 09:00
+        ("received_at", 46084.375, vn(2026, 3, 3, 9, 0)),
+        ("received_at", 46084.5, vn(2026, 3, 3, 12, 0)),
+        # a whole serial is a date without a time: received at the start of that day, due at the
+        # close of office hours (17:00), finished judged by its date (its 00:00)
+        ("received_at", 46084.0, vn(2026, 3, 3, 0, 0)),
+        ("due_at", 46097, vn(2026, 3, 16, 17, 0)),  # 46084 + 13 days = 16/03/2026
+        ("finished_at", 46085, vn(2026, 3, 4, 0, 0)),
+        # 14 and 8 digit numbers are yyyyMMddHHmmss / yyyyMMdd typed as numbers
+        ("received_at", 20260303091500.0, vn(2026, 3, 3, 9, 15)),
+        ("due_at", 20260316.0, vn(2026, 3, 16, 17, 0)),
+        # 09:00:00.4 stored as a float: rounded to the second
+        ("received_at", 46084.375 + 0.4 / 86400, vn(2026, 3, 3, 9, 0)),
+    ],
+)
+def test_excel_serials_in_spreadsheet_date_columns(
+    settings: Settings, name: str, serial: float, expected: datetime
+) -> None:
+    overrides: dict[str, Any] = {name: serial}
+    if name != "received_at":
+        overrides["received_at"] = "02/03/2026 08:00"
+    out, problems = spreadsheet(settings, **overrides)
+    assert problems == []
+    assert_instant(out[name], expected)
+
+
+def test_serials_before_and_at_lotus_leap_day(settings: Settings) -> None:
+    """Serial 59 is 28/02/1900 (counted from 31/12/1899: 1 is 01/01/1900), 61 is 01/03/1900
+    (counted from 30/12/1899); 60 is the 29/02/1900 that never was: refused."""
+    out, problems = spreadsheet(settings, received_at=59.5)
+    assert problems == [] and out["received_at"] == vn(1900, 2, 28, 12, 0)
+    out, problems = spreadsheet(settings, received_at=61)
+    assert problems == [] and out["received_at"] == vn(1900, 3, 1, 0, 0)
+    _, problems = spreadsheet(settings, received_at=60)
+    assert [name for name, _ in problems] == ["received_at"]
+
+
+@pytest.mark.parametrize("value", [0, -3.5, 2958466.5, 60.25])
+def test_numbers_that_are_no_date(settings: Settings, value: float) -> None:
+    _, problems = spreadsheet(settings, received_at=value)
+    assert problems == [
+        (
+            "received_at",
+            f"the number {value!r} is no date: a date column takes a date cell, a day number of "
+            "Excel (such as 46084.375 for 03/03/2026 09:00) or a text as "
+            "ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss",
+        )
+    ]
+
+
+def test_serials_are_spreadsheet_only(settings: Settings) -> None:
+    """The number 46084.375 is 03/03/2026 09:00 in a spreadsheet's date column; a CSV (or any
+    text source) gives "46084.375" as text, which no date format reads."""
+    out, problems = spreadsheet(settings, received_at=46084.375)
+    assert problems == [] and out["received_at"] == vn(2026, 3, 3, 9, 0)
+    _, problems = normalize(settings, received_at="46084.375")
+    assert [name for name, _ in problems] == ["received_at"]
+    _, problems = normalize(settings, received_at=46084.375)  # HTTP JSON number: not a serial
+    assert [name for name, _ in problems] == ["received_at"]
+
+
+def test_spreadsheet_date_cell_at_midnight_is_a_date(settings: Settings) -> None:
+    """A date cell without a time comes as midnight: a date-only due means 17:00 that day."""
+    out, problems = spreadsheet(
+        settings, received_at=datetime(2026, 3, 2, 8, 15), due_at=datetime(2026, 3, 16)
+    )
+    assert problems == []
+    assert_instant(out["received_at"], vn(2026, 3, 2, 8, 15))
+    assert_instant(out["due_at"], vn(2026, 3, 16, 17, 0))
+
+
+@pytest.mark.parametrize(
+    "value", ["31/02/2026", "2026-02-30", "02/03/2026 24:10", "20261302083015", "hôm qua"]
+)
+def test_every_bad_date_lists_the_accepted_formats(settings: Settings, value: str) -> None:
+    """31/02 matches dd/mm/yyyy but is no day: the reason says why and still lists the forms."""
+    _, problems = normalize(settings, due_at=value)
+    (name, reason), *_ = problems
+    assert name == "due_at"
+    assert "ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss" in reason
+    assert repr(value) in reason
+
+
+def test_bad_day_reason_in_full(settings: Settings) -> None:
+    _, problems = normalize(settings, received_at="31/02/2026 08:00")
+    assert problems == [
+        (
+            "received_at",
+            "not a valid date: '31/02/2026 08:00' (day is out of range for month); expected a "
+            "date as ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss",
+        )
+    ]
+
+
+@pytest.fixture
+def namesakes(tmp_path: Path) -> Settings:
+    """small_config plus two officials named Trần Văn Hai (hai1 in STP, hai2 in SXD)."""
+    from tests.conftest import SMALL_CONFIG
+
+    path = tmp_path / "namesakes.yaml"
+    path.write_text(
+        SMALL_CONFIG.replace(
+            "officials:\n",
+            "officials:\n"
+            "  - {id: hai1, name: Trần Văn Hai, unit: STP}\n"
+            "  - {id: hai2, name: Trần Văn Hai, unit: SXD}\n",
+        ),
+        encoding="utf-8",
+    )
+    return load_settings(path)
+
+
+@pytest.mark.parametrize("name", ["assignee", "step_handler"])
+@pytest.mark.parametrize(
+    "value", ["Nguyễn Văn Chuyên", "nguyen van chuyen", "  NGUYỄN VĂN CHUYÊN ", "chuyenvien"]
+)
+def test_an_official_given_by_full_name_is_resolved(
+    namesakes: Settings, name: str, value: str
+) -> None:
+    """Only chuyenvien is named Nguyễn Văn Chuyên: the name (compared folded) is that id."""
+    problems = RowProblems()
+    out = normalize_case(base(**{name: value}), namesakes, problems)
+    assert (problems.problems, problems.warnings) == ([], [])
+    assert out[name] == "chuyenvien"
+
+
+@pytest.mark.parametrize("name", ["assignee", "step_handler"])
+def test_a_shared_name_is_kept_with_a_warning(namesakes: Settings, name: str) -> None:
+    """Two officials are Trần Văn Hai: the row is taken (not rejected), the value kept as written
+    so the engine's unknown_official finding names it, and a warning says why."""
+    problems = RowProblems()
+    out = normalize_case(base(**{name: "Trần Văn Hai"}), namesakes, problems)
+    assert problems.problems == []
+    assert not problems  # a warning does not reject the row
+    assert problems.warnings == [
+        (
+            name,
+            "'Trần Văn Hai' is the name of 2 officials (hai1, hai2); kept as given: write the "
+            "official's id",
+        )
+    ]
+    assert out[name] == "Trần Văn Hai"
+
+
+def test_an_unknown_official_is_kept_silently(namesakes: Settings) -> None:
+    problems = RowProblems()
+    out = normalize_case(base(assignee="Lê Thị Mới"), namesakes, problems)
+    assert (problems.problems, problems.warnings, out["assignee"]) == ([], [], "Lê Thị Mới")

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import re
 from datetime import date, time, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
+from watchdog.domain import fold, parse_channel, parse_status, procedure_code
 from watchdog.durations import Duration, Unit
 
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
@@ -113,6 +123,18 @@ Code = Annotated[
 ]
 
 
+def _procedure_code(value: Any) -> Any:
+    """A procedure's code: unquoted YAML `1.012790` is the number 1.01279, restored to the
+    national d.dddddd form "1.012790"; a number no such code gives (1.0127901) is refused, never
+    truncated. A quoted code is taken as written."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return procedure_code(value)
+    return value
+
+
+ProcedureCode = Annotated[str, BeforeValidator(_procedure_code)]
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -191,7 +213,7 @@ class StepConfig(Model):
 
 
 class ProcedureConfig(Model):
-    code: Code
+    code: ProcedureCode
     name: str
     field: str | None = None
     limit: DurationField
@@ -255,6 +277,55 @@ class HttpConfig(Model):
     listen: str = "127.0.0.1:8080"
 
 
+def _status_code(value: Any) -> int:
+    return int(parse_status(value))
+
+
+def _channel_code(value: Any) -> str:
+    return parse_channel(value)
+
+
+def _encoding(value: Any) -> str:
+    try:
+        codecs.lookup(str(value))
+        b"    ".decode(str(value), "ignore")  # LookupError for non-text codecs such as base64
+    except LookupError:
+        raise ValueError(
+            f"unknown encoding {value!r}; use utf-8 (the default), cp1258 or utf-16"
+        ) from None
+    return str(value)
+
+
+Label = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int | float) else v)]
+
+
+class ImportConfig(Model):
+    """`import:` (SPEC 3, 6): labels of the local one-stop software -> portal codes, and the
+    default text encoding of CSV files. Labels are compared folded (no case, accents, spaces);
+    the common Vietnamese labels are built in (watchdog.sources.fields)."""
+
+    status_map: dict[Label, Annotated[int, BeforeValidator(_status_code)]] = Field(
+        default_factory=dict
+    )
+    channel_map: dict[Label, Annotated[str, BeforeValidator(_channel_code)]] = Field(
+        default_factory=dict
+    )
+    encoding: Annotated[str, BeforeValidator(_encoding)] = "utf-8"
+
+    @field_validator("status_map", "channel_map")
+    @classmethod
+    def _one_code_per_label(cls, mapping: dict[str, Any]) -> dict[str, Any]:
+        seen: dict[str, str] = {}
+        for label, code in mapping.items():
+            other = seen.setdefault(fold(label), label)
+            if other != label and mapping[other] != code:
+                raise ValueError(
+                    f"{other!r} and {label!r} are the same label (compared without case, "
+                    f"accents or spaces) with different codes"
+                )
+        return mapping
+
+
 class Config(Model):
     """The whole configuration file, after `procedures_file` has been merged in."""
 
@@ -271,3 +342,4 @@ class Config(Model):
     supervisors: tuple[str, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
     http: HttpConfig = HttpConfig()
+    import_: ImportConfig = Field(ImportConfig(), alias="import")

@@ -1,9 +1,13 @@
-"""`watchdog import FILE`: cases from a CSV or XLSX export of the one-stop software.
+"""`watchdog import FILE`: cases from a CSV or spreadsheet export of the one-stop software.
 
-Rows stream through in batches (XLSX in openpyxl's read-only mode), so memory stays flat for
-files of any length. A bad row is rejected whole, with every problem named by row and column;
-good rows around it are kept. Problems of the file as a whole are found before anything is
-written: a CSV is decoded once from end to end (streaming) before its first batch.
+Spreadsheets (XLSX, XLSM, XLSB, the old XLS, ODS) are read with python-calamine (Rust); rows go
+to the database in batches. A bad row is rejected whole, with every problem named by row and
+column; good rows around it are kept. Problems of the file as a whole are found before anything
+is written: a CSV is decoded once from end to end (streaming) before its first batch.
+
+The header is the first of the top HEADER_SCAN_ROWS rows that names every required column:
+title rows above it ("UBND TỈNH ...", "DANH SÁCH HỒ SƠ ...") and a merged group row
+("Thông tin hồ sơ" over several columns) are passed over.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time as clock
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,6 +36,10 @@ from watchdog.sources.ingest import DryRun, IngestResult, upsert_cases
 from watchdog.store import Store
 
 BATCH_ROWS = 2000
+# The header row is looked for among the first rows of the file (title rows may precede it).
+HEADER_SCAN_ROWS = 20
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
+SUFFIXES = (".csv", *SPREADSHEET_SUFFIXES)
 # Largest CSV cell the reader takes (the csv module's default is 128 KiB, beyond which it stops
 # the whole file); a cell above MAX_FIELD_CHARS is still a rejected row, found by normalize_case.
 FIELD_SIZE_LIMIT = 16 * 1024 * 1024
@@ -59,6 +67,9 @@ class ImportReport:
     written: IngestResult = field(default_factory=IngestResult)
     problems: list[str] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    # rows taken with a remark (an assignee name shared by officials): not rejections
+    warnings: list[str] = field(default_factory=list)
+    header_row: int | None = None  # spreadsheet row number of the header
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,18 +88,20 @@ class Header:
 
     fields: list[str | None]
     names: list[str]
+    row: int = 1
 
     @classmethod
-    def parse(cls, cells: list[Any], file: str) -> tuple[Header, list[str]]:
+    def parse(cls, cells: list[Any], file: str, row: int = 1) -> tuple[Header, list[str]]:
         fields: list[str | None] = []
-        names = [str(c).strip() if c is not None else "" for c in cells]
+        names = [_header_text(c) for c in cells]
         seen: dict[str, str] = {}
         ignored = []
         for name in names:
             canon = canonical_field(name)
             if canon in seen:
                 raise ImportFileError(
-                    f"{file}: columns {seen[canon]!r} and {name!r} both mean {canon}"
+                    f"{file}: header row {row}: columns {seen[canon]!r} and {name!r} both "
+                    f"mean {canon}"
                 )
             if canon is None and name and not is_known_unused(name):
                 ignored.append(name)
@@ -99,15 +112,81 @@ class Header:
         if missing:
             raise ImportFileError(
                 f"{file}: missing required column(s): {', '.join(missing)} "
-                f"(header row has: {', '.join(n for n in names if n) or 'nothing'})"
+                f"(header row {row} has: {', '.join(n for n in names if n) or 'nothing'})"
             )
-        return cls(fields, names), ignored
+        return cls(fields, names, row), ignored
 
     def column_name(self, canon: str) -> str:
         for f, n in zip(self.fields, self.names, strict=True):
             if f == canon:
                 return n if n == canon else f"{n} ({canon})"
         return canon
+
+
+def _header_text(cell: Any) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, float) and cell.is_integer():
+        cell = int(cell)
+    return str(cell).strip()
+
+
+class HeaderFinder:
+    """Finds the header among the first HEADER_SCAN_ROWS rows: the first row naming every
+    required column (by any alias). Rows above it (titles, a merged group row) are skipped.
+
+    A column title merged over two rows keeps its text in the upper row and leaves the lower
+    one blank ("Mã hồ sơ" over B4:B5 while E4:G4 groups "Ngày tiếp nhận", ... in row 5): a blank
+    cell of a candidate row takes the text right above it when that text names a column.
+    """
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.above: list[str] = []  # header texts of the row before the candidate
+        self.above_row = 0
+        self.best: tuple[int, int, list[str]] | None = None  # (known columns, row, texts)
+
+    def offer(self, n: int, cells: list[Any]) -> tuple[Header, list[str]] | None:
+        """The header and its ignored columns when row `n` is the header, else None."""
+        texts = [_header_text(c) for c in cells]
+        if self.above and self.above_row == n - 1:
+            texts = self._merge_above(texts)
+        self.above, self.above_row = texts, n
+        known = {canonical_field(t) for t in texts} - {None}
+        if all(f in known for f in REQUIRED):
+            return Header.parse(texts, self.file, n)
+        if known and (self.best is None or len(known) > self.best[0]):
+            self.best = (len(known), n, texts)
+        return None
+
+    def _merge_above(self, texts: list[str]) -> list[str]:
+        own = {canonical_field(t) for t in texts}
+        merged = list(texts)
+        for i, upper in enumerate(self.above[: len(texts)]):
+            if merged[i] or not upper:
+                continue
+            canon = canonical_field(upper)
+            names_a_column = canon not in own if canon is not None else is_known_unused(upper)
+            if names_a_column:
+                merged[i] = upper
+                own.add(canon)
+        return merged
+
+    def failed(self, rows_seen: int) -> ImportFileError:
+        """The file error when no row of the top HEADER_SCAN_ROWS named every required column."""
+        if self.best is not None:
+            _, row, texts = self.best
+            try:
+                Header.parse(texts, self.file, row)
+            except ImportFileError as e:  # names the missing columns of the likeliest row
+                return e
+        if rows_seen == 0:
+            return ImportFileError(f"{self.file}: no header row found (the file is empty)")
+        return ImportFileError(
+            f"{self.file}: no header row found in the first {HEADER_SCAN_ROWS} rows: none "
+            f"names the required columns {', '.join(REQUIRED)} (or Mã hồ sơ, Mã TTHC, Đơn vị, "
+            "Ngày tiếp nhận)"
+        )
 
 
 @dataclass(frozen=True)
@@ -211,27 +290,64 @@ def _csv_rows(path: Path, encoding: TextEncoding) -> Iterator[tuple[int, list[An
             raise ImportFileError(f"{path}: row {n + 1} is not readable CSV: {e}") from e
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
-    from openpyxl import load_workbook
+# The first bytes of each kind of file a spreadsheet export may really be.
+_ZIP, _OLE = b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _spreadsheet_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
+    """(row number, cells) of the first sheet, read with python-calamine; row 1 is the sheet's
+    first row whatever is empty above the data (calamine pads leading empty rows).
+
+    Cells come as calamine gives them: "" when empty, every number as a float, date cells as
+    datetime or date, a number in a General cell as a float (an Excel serial in a date column:
+    fields.excel_serial). The workbook is opened here, so an unreadable file is an
+    ImportFileError before anything is written.
+    """
+    from python_calamine import CalamineError, CalamineWorkbook
 
     try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception as e:  # openpyxl raises zipfile, KeyError and its own errors alike
-        raise ImportFileError(f"{path}: not a readable XLSX workbook: {e}") from e
+        wb = CalamineWorkbook.from_path(str(path))
+    except CalamineError as first:
+        # exports are often named after another format (an XLSX saved as .xls): calamine reads
+        # a file object by its content
+        try:
+            with path.open("rb") as f:
+                wb = CalamineWorkbook.from_filelike(f)
+        except (CalamineError, ValueError, TypeError):
+            raise _unreadable(path, first) from None
     try:
-        ws = wb.worksheets[0]
-        for n, row in enumerate(ws.iter_rows(values_only=True), start=1):
-            yield n, [_date_only(v) for v in row]
+        sheet = wb.get_sheet_by_index(0)
+    except CalamineError as e:
+        wb.close()
+        raise _unreadable(path, e) from None
+    return _sheet_rows(wb, sheet)
+
+
+def _sheet_rows(wb: Any, sheet: Any) -> Iterator[tuple[int, list[Any]]]:
+    try:
+        if sheet.start is None:  # an empty sheet
+            return
+        yield from enumerate(sheet.iter_rows(), start=1)
     finally:
         wb.close()
 
 
-def _date_only(value: Any) -> Any:
-    """A spreadsheet date cell without a time comes as midnight; it means the date itself
-    (so a date-only appointment is due at the close of that day, not at 00:00)."""
-    if isinstance(value, datetime) and value.tzinfo is None and value.time() == time(0):
-        return value.date()
-    return value
+def _unreadable(path: Path, error: Exception) -> ImportFileError:
+    with path.open("rb") as f:
+        head = f.read(512)
+    kind = {".xls": "XLS", ".ods": "ODS", ".xlsb": "XLSB"}.get(path.suffix.lower(), "XLSX")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<"):  # HTML, or Excel 2003 XML: tables some software names .xls
+        what = "an XML file" if text.startswith(b"<?xml") else "an HTML page"
+        return ImportFileError(
+            f"{path}: {what} named {path.suffix}, not a workbook: open it in Excel or "
+            "LibreOffice and save it as .xlsx, or export CSV"
+        )
+    if head.startswith(_OLE) and path.suffix.lower() != ".xls":
+        hint = "; an old Excel file (XLS) named otherwise: try naming it .xls"
+    else:
+        hint = ""
+    return ImportFileError(f"{path}: not a readable {kind} workbook: {error}{hint}")
 
 
 def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, list[Any]]]:
@@ -241,9 +357,11 @@ def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, list[A
         text = TextEncoding.of(path, encoding)
         text.validate(path)
         return _csv_rows(path, text)
-    if suffix in (".xlsx", ".xlsm"):
-        return _xlsx_rows(path)
-    raise ImportFileError(f"{path}: expected a .csv or .xlsx file")
+    if suffix in SPREADSHEET_SUFFIXES:
+        return _spreadsheet_rows(path)
+    raise ImportFileError(
+        f"{path}: expected a .csv, .xlsx, .xlsm, .xlsb, .xls or .ods file, got {suffix or 'none'}"
+    )
 
 
 class Progress:
@@ -267,6 +385,70 @@ class Progress:
         self.stream.flush()
 
 
+@dataclass
+class CaseRows:
+    """The rows of an export as normalised records, without writing anything: what the import
+    writes, and what `bench/import.py` times apart from the database.
+
+    Iterating yields (row number, record, problems) for every non-blank row below the header;
+    the record is to be written only when `problems` is empty. `header` is known once the first
+    row has been yielded (ImportFileError when none is found).
+    """
+
+    settings: Settings
+    path: Path
+    encoding: str | None = None
+    header: Header | None = None
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any], RowProblems]]:
+        path, settings = self.path, self.settings
+        if not path.exists():
+            raise ImportFileError(f"{path}: no such file")
+        encoding = self.encoding or settings.config.import_.encoding
+        try:
+            rows = read_rows(path, encoding)
+        except OSError as e:
+            raise ImportFileError(f"{path}: cannot read: {e}") from e
+        spreadsheet = path.suffix.lower() in SPREADSHEET_SUFFIXES
+        finder = HeaderFinder(str(path))
+        header: Header | None = None
+        columns: list[tuple[str, int]] = []  # (field, position) of the kept columns
+        width = 0
+        n = 0
+        try:
+            for n, cells in rows:
+                if header is None:
+                    if n > HEADER_SCAN_ROWS:
+                        raise finder.failed(n)
+                    if not any(c not in (None, "") for c in cells):
+                        continue  # blank lines above the header
+                    found = finder.offer(n, cells)
+                    if found is not None:
+                        header, self.ignored_columns = found
+                        self.header = header
+                        width = len(header.fields)
+                        columns = [(f, i) for i, f in enumerate(header.fields) if f is not None]
+                    continue
+                if not any(c not in (None, "") and str(c).strip() for c in cells):
+                    continue
+                have = len(cells)
+                if have >= width:
+                    raw = {f: cells[i] for f, i in columns}
+                else:  # a short CSV line: its missing cells are blank
+                    raw = {f: cells[i] for f, i in columns if i < have}
+                problems = RowProblems()
+                if have > width and any(cells[width:]):
+                    problems.add("", f"has {have} cells, the header has {width}")
+                yield n, normalize_case(raw, settings, problems, spreadsheet=spreadsheet), problems
+            if header is None:
+                raise finder.failed(n)
+        except (UnicodeDecodeError, csv.Error) as e:  # the file changed after its check
+            raise ImportFileError(f"{path}: cannot read as CSV: {e}") from e
+        except (OSError, io.UnsupportedOperation) as e:
+            raise ImportFileError(f"{path}: cannot read: {e}") from e
+
+
 def import_file(
     store: Store,
     settings: Settings,
@@ -276,30 +458,31 @@ def import_file(
     dry_run: bool = False,
     progress: Progress | None = None,
     on_problem: Callable[[str], None] | None = None,
-    encoding: str = "utf-8",
+    encoding: str | None = None,
 ) -> ImportReport:
     """Import every good row of a file; returns counts and the problems of rejected rows.
 
-    `encoding` is a CSV's text encoding (a byte order mark overrides it); XLSX ignores it.
+    `encoding` is a CSV's text encoding (a byte order mark overrides it); None means the
+    configuration's `import.encoding` (default utf-8). Spreadsheets ignore it. `on_problem`
+    gets every message as it is found: problems of rejected rows and warnings (rows taken with
+    a remark, "warning: " before the reason).
     """
     report = ImportReport(str(path))
-    if not path.exists():
-        raise ImportFileError(f"{path}: no such file")
-    try:
-        rows = read_rows(path, encoding)
-    except OSError as e:
-        raise ImportFileError(f"{path}: cannot read: {e}") from e
-    header: Header | None = None
+    source = CaseRows(settings, path, encoding)
     batch: list[dict[str, Any]] = []
     batch_rows: list[int] = []  # the row number of each record in the batch
     # one dry-run state for the whole file: a code repeated in a later batch is one case
     dry: DryRun | bool = DryRun() if dry_run else False
 
+    def located(n: int, canon: str, reason: str) -> str:
+        header = source.header
+        col = f", column {header.column_name(canon)}" if canon and header else ""
+        return f"{path.name}: row {n}{col}: {reason}"
+
     def reject(n: int, problems: list[tuple[str, str]]) -> None:
         report.rejected += 1
         for canon, reason in problems:
-            col = f", column {header.column_name(canon)}" if canon and header else ""
-            msg = f"{path.name}: row {n}{col}: {reason}"
+            msg = located(n, canon, reason)
             report.problems.append(msg)
             if on_problem:
                 on_problem(msg)
@@ -314,37 +497,25 @@ def import_file(
         batch.clear()
         batch_rows.clear()
 
-    try:
-        for n, cells in rows:
-            if header is None:
-                if not any(c not in (None, "") for c in cells):
-                    continue  # blank lines above the header
-                header, report.ignored_columns = Header.parse(cells, str(path))
-                continue
-            if not any(c not in (None, "") and str(c).strip() for c in cells):
-                continue
-            report.rows += 1
-            raw = {f: v for f, v in zip(header.fields, cells, strict=False) if f is not None}
-            problems = RowProblems()
-            if len(cells) > len(header.fields) and any(cells[len(header.fields) :]):
-                problems.add("", f"has {len(cells)} cells, the header has {len(header.fields)}")
-            record = normalize_case(raw, settings, problems)
-            if problems:
-                reject(n, problems.problems)
-                continue
-            batch.append(record)
-            batch_rows.append(n)
-            if len(batch) >= BATCH_ROWS:
-                flush()
-                if progress:
-                    progress.update(report.rows)
-        if header is None:
-            raise ImportFileError(f"{path}: no header row found")
-        flush()
-    except (UnicodeDecodeError, csv.Error) as e:  # the file changed after its check
-        raise ImportFileError(f"{path}: cannot read as CSV: {e}") from e
-    except (OSError, io.UnsupportedOperation) as e:
-        raise ImportFileError(f"{path}: cannot read: {e}") from e
+    for n, record, problems in source:
+        report.rows += 1
+        if problems:
+            reject(n, problems.problems)
+            continue
+        for canon, reason in problems.warnings:
+            msg = located(n, canon, f"warning: {reason}")
+            report.warnings.append(msg)
+            if on_problem:
+                on_problem(msg)
+        batch.append(record)
+        batch_rows.append(n)
+        if len(batch) >= BATCH_ROWS:
+            flush()
+            if progress:
+                progress.update(report.rows)
+    report.ignored_columns = source.ignored_columns
+    report.header_row = source.header.row if source.header else None
+    flush()
     if progress:
         progress.update(report.rows, final=True)
     return report
