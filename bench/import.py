@@ -1,11 +1,22 @@
 """Benchmark of `watchdog import`: rows per second and peak memory for a large export.
 
-    .venv/bin/python bench/import.py [--rows 100000] [--database URL] [--format csv|xlsx]
+    .venv/bin/python bench/import.py [--rows 100000] [--database URL] [--format csv|xlsx|all]
 
 Generates a synthetic export of the one-stop software (Vietnamese headers, a mix of date
 formats, a province of a few hundred units and procedures written into a generated config) in a
-temporary folder, then imports it twice through `watchdog.sources.fileimport.import_file`: once
-into an empty database, once more over the same data (every row unchanged).
+temporary folder, once per format (CSV, and XLSX with real date cells; `all`, the default, does
+both, same rows), and times four phases per format:
+
+- `read`: the rows of the file (`fileimport.read_rows`: csv module or python-calamine), nothing
+  else;
+- `read+normalise`: the records an import would write (`fileimport.CaseRows`: header, every
+  value parsed and checked), without a database;
+- `first import`: `fileimport.import_file` into an empty database;
+- `same data again`: the same import once more (every row unchanged).
+
+Targets: CSV >= 10,000 rows/s for the full import; XLSX >= 50,000 rows/s for reading and
+normalising (the full import of either format is bound by the database writes, as the CSV
+figures show).
 
 Each import runs in a process of its own (this script with `--internal import`), and wall time
 covers `import_file` alone: opening and migrating the database happen before the clock starts.
@@ -15,10 +26,10 @@ the moment it was started (the high-water mark of the address space it replaced 
 orchestrating process stays small; `VmHWM` from /proc (the child's own address space only) is
 recorded beside it as a cross-check.
 
-Without `--database` the target is a fresh SQLite file in the temporary folder; with a
-PostgreSQL URL the benchmark works in a schema of its own (`bench_<random>`), dropped afterwards.
-Results go to stdout as a table and to bench/results/import.json. `--profile` also writes a
-cProfile dump per phase and prints where the time goes.
+Without `--database` the target is a fresh SQLite file per format in the temporary folder; with
+a PostgreSQL URL the benchmark works in a schema of its own per format (`bench_<random>`),
+dropped afterwards. Results go to stdout as a table and to bench/results/import.json.
+`--profile` also writes a cProfile dump per phase and prints where the time goes.
 """
 
 from __future__ import annotations
@@ -44,7 +55,8 @@ from urllib.parse import quote
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "import.json"
-TARGET_ROWS_PER_S = 10_000
+TARGET_ROWS_PER_S = 10_000  # CSV, full import
+TARGET_XLSX_ROWS_PER_S = 50_000  # XLSX, read and normalised (the database aside)
 TARGET_RSS_MB = 300
 ICT = timezone(timedelta(hours=7), "ICT")
 NOW = datetime(2026, 3, 20, 9, 0, tzinfo=ICT)
@@ -335,7 +347,51 @@ def do_import(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-INTERNAL = {"generate": do_generate, "setup": do_setup, "import": do_import, "drop": do_drop}
+def do_read(args: argparse.Namespace) -> dict[str, Any]:
+    """Read (`--normalise`: and normalise) every row of the file; no database."""
+    from watchdog.config import load_settings
+    from watchdog.sources.fileimport import CaseRows, read_rows
+
+    settings = load_settings(args.config)
+    path = Path(args.file)
+    profiler = None
+    if args.profile_out:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    start = time.perf_counter()
+    rows = rejected = 0
+    if args.normalise:
+        for _, _, problems in CaseRows(settings, path):
+            rows += 1
+            rejected += bool(problems)
+    else:
+        for _ in read_rows(path):
+            rows += 1
+        rows -= 1  # the header
+    seconds = time.perf_counter() - start
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile_out)
+    hwm = vm_hwm_mb()
+    return {
+        "rows": rows,
+        "rejected": rejected,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds, 1) if seconds else None,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "vm_hwm_mb": None if hwm is None else round(hwm, 1),
+    }
+
+
+INTERNAL = {
+    "generate": do_generate,
+    "setup": do_setup,
+    "read": do_read,
+    "import": do_import,
+    "drop": do_drop,
+}
 
 
 # ----- orchestration (this process stays small: stdlib only) -------------------------------------
@@ -344,7 +400,9 @@ INTERNAL = {"generate": do_generate, "setup": do_setup, "import": do_import, "dr
 def helper(step: str, **options: Any) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--internal", step]
     for key, value in options.items():
-        if value is not None:
+        if value is True:
+            cmd.append(f"--{key.replace('_', '-')}")
+        elif value is not None and value is not False:
             cmd += [f"--{key.replace('_', '-')}", str(value)]
     done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", check=False)
     if done.returncode != 0:
@@ -378,9 +436,10 @@ def machine() -> dict[str, Any]:
 
 
 def table(results: list[dict]) -> str:
-    head = ("phase", "rows", "seconds", "rows/s", "peak RSS MB")
+    head = ("format", "phase", "rows", "seconds", "rows/s", "peak RSS MB")
     lines = [head] + [
         (
+            r["format"],
             r["phase"],
             f"{r['rows']:,}",
             f"{r['seconds']:.2f}",
@@ -393,7 +452,7 @@ def table(results: list[dict]) -> str:
     out = []
     for n, line in enumerate(lines):
         cells = [
-            c.ljust(w) if i == 0 else c.rjust(w)
+            c.ljust(w) if i < 2 else c.rjust(w)
             for i, (c, w) in enumerate(zip(line, widths, strict=True))
         ]
         out.append("  ".join(cells))
@@ -406,12 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=100_000, help="rows to generate (default 100000)")
     p.add_argument("--database", help="database URL (default: a fresh SQLite file)")
-    p.add_argument("--format", choices=["csv", "xlsx"], default="csv")
+    p.add_argument("--format", choices=["csv", "xlsx", "all"], default="all")
     p.add_argument("--bad-rate", type=float, default=0.001, help="share of rejected rows")
     p.add_argument("--profile", action="store_true", help="cProfile each phase and print it")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     p.add_argument("--internal", choices=sorted(INTERNAL), help=argparse.SUPPRESS)
+    p.add_argument("--normalise", action="store_true", help=argparse.SUPPRESS)
     for hidden in ("--config", "--file", "--profile-out", "--schema", "--admin-url"):
         p.add_argument(hidden, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -420,70 +480,86 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     folder = Path(tempfile.mkdtemp(prefix="watchdog-bench-"))
-    schema = admin_url = None
-    if args.database is None:
-        url = f"sqlite:///{folder / 'bench.db'}"
-    elif args.database.startswith("postgresql"):
-        admin_url, schema = args.database, f"bench_{uuid.uuid4().hex[:10]}"
-        url = with_schema(admin_url, schema)
-    else:
-        url = args.database
-    config, data = folder / "config.yaml", folder / f"hoso.{args.format}"
+    formats = ["csv", "xlsx"] if args.format == "all" else [args.format]
+    schemas: list[str] = []
+    admin_url = args.database if (args.database or "").startswith("postgresql") else None
+    results: list[dict[str, Any]] = []
+    generated: dict[str, Any] = {}
     try:
-        gen = helper(
-            "generate",
-            rows=args.rows,
-            bad_rate=args.bad_rate,
-            config=config,
-            file=data,
-            database=url,
-        )
-        print(
-            f"generated {args.rows:,} rows ({gen['file_mb']} MB {args.format}) in "
-            f"{gen['seconds']}s; {gen['units']} units, {gen['procedures']} procedures; "
-            f"database {shown(url)}",
-            file=sys.stderr,
-        )
-        setup = helper("setup", config=config, database=url, schema=schema, admin_url=admin_url)
-        if setup["existing_cases"]:
-            print(f"warning: the database already holds {setup['existing_cases']:,} cases")
-
-        results = []
-        for phase in ("first import", "same data again"):
-            prof = folder / f"{phase.replace(' ', '-')}.prof" if args.profile else None
-            r = helper("import", config=config, database=url, file=data, profile_out=prof)
-            results.append({"phase": phase} | r)
+        for fmt in formats:
+            schema = None
+            if args.database is None:
+                url = f"sqlite:///{folder / f'bench-{fmt}.db'}"
+            elif admin_url:
+                schema = f"bench_{uuid.uuid4().hex[:10]}"
+                schemas.append(schema)
+                url = with_schema(admin_url, schema)
+            else:
+                url = args.database
+            config, data = folder / f"config-{fmt}.yaml", folder / f"hoso.{fmt}"
+            gen = helper(
+                "generate",
+                rows=args.rows,
+                bad_rate=args.bad_rate,
+                config=config,
+                file=data,
+                database=url,
+            )
+            generated[fmt] = gen
             print(
-                f"{phase}: {r['inserted']:,} new, {r['updated']:,} updated, "
-                f"{r['unchanged']:,} unchanged, {r['rejected']:,} rejected "
-                f"(VmHWM {r['vm_hwm_mb']} MB)",
+                f"generated {args.rows:,} rows ({gen['file_mb']} MB {fmt}) in "
+                f"{gen['seconds']}s; {gen['units']} units, {gen['procedures']} procedures; "
+                f"database {shown(url)}",
                 file=sys.stderr,
             )
-            if prof:
-                print_profile(prof)
+            setup = helper("setup", config=config, database=url, schema=schema, admin_url=admin_url)
+            if setup["existing_cases"]:
+                print(f"warning: the database already holds {setup['existing_cases']:,} cases")
+
+            for phase in ("read", "read+normalise", "first import", "same data again"):
+                slug = re.sub(r"[^a-z]+", "-", phase)
+                prof = folder / f"{fmt}-{slug}.prof" if args.profile else None
+                if phase.startswith("read"):
+                    r = helper(
+                        "read",
+                        config=config,
+                        file=data,
+                        profile_out=prof,
+                        normalise=phase == "read+normalise",
+                    )
+                else:
+                    r = helper("import", config=config, database=url, file=data, profile_out=prof)
+                    print(
+                        f"{fmt} {phase}: {r['inserted']:,} new, {r['updated']:,} updated, "
+                        f"{r['unchanged']:,} unchanged, {r['rejected']:,} rejected "
+                        f"(VmHWM {r['vm_hwm_mb']} MB)",
+                        file=sys.stderr,
+                    )
+                results.append({"format": fmt, "phase": phase} | r)
+                if prof:
+                    print_profile(prof)
 
         print(table(results))
-        ok = all(
-            r["rows_per_s"] >= TARGET_ROWS_PER_S and r["peak_rss_mb"] < TARGET_RSS_MB
-            for r in results
-        )
-        print(
-            f"target (>= {TARGET_ROWS_PER_S:,} rows/s, peak RSS < {TARGET_RSS_MB} MB): "
-            + ("met" if ok else "MISSED")
-        )
+        verdicts = targets(results)
+        for line in verdicts["lines"]:
+            print(line)
         payload = {
             "benchmark": "import",
             "when": datetime.now(ICT).isoformat(timespec="seconds"),
             "rows": args.rows,
-            "format": args.format,
-            "file_mb": gen["file_mb"],
-            "database": url.split(":", 1)[0],
-            "units": gen["units"],
-            "procedures": gen["procedures"],
+            "formats": formats,
+            "file_mb": {fmt: g["file_mb"] for fmt, g in generated.items()},
+            "database": (args.database or "sqlite").split(":", 1)[0],
+            "units": next(iter(generated.values()))["units"],
+            "procedures": next(iter(generated.values()))["procedures"],
             "bad_rate": args.bad_rate,
-            "target": {"rows_per_s": TARGET_ROWS_PER_S, "peak_rss_mb": TARGET_RSS_MB},
-            "target_met": ok,
-            "machine": machine() | {"sqlalchemy": results[0]["sqlalchemy"]},
+            "target": {
+                "csv_import_rows_per_s": TARGET_ROWS_PER_S,
+                "xlsx_read_normalise_rows_per_s": TARGET_XLSX_ROWS_PER_S,
+                "peak_rss_mb": TARGET_RSS_MB,
+            },
+            "target_met": verdicts["met"],
+            "machine": machine() | {"sqlalchemy": _sqlalchemy(results)},
             "phases": results,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -491,12 +567,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"written to {args.out}", file=sys.stderr)
         return 0
     finally:
-        if schema:
+        for schema in schemas:
             helper("drop", schema=schema, admin_url=admin_url)
         if args.keep:
             print(f"kept {folder}", file=sys.stderr)
         else:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sqlalchemy(results: list[dict[str, Any]]) -> str | None:
+    return next((r["sqlalchemy"] for r in results if "sqlalchemy" in r), None)
+
+
+def targets(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each target against its phases: CSV's full import, XLSX's reading and normalising; peak
+    RSS everywhere. The XLSX full import is shown beside its target, for what it is."""
+    lines, met = [], True
+    by = {(r["format"], r["phase"]): r for r in results}
+    rss = max(r["peak_rss_mb"] for r in results)
+    checks = [
+        ("csv", ("first import", "same data again"), TARGET_ROWS_PER_S),
+        ("xlsx", ("read+normalise",), TARGET_XLSX_ROWS_PER_S),
+    ]
+    for fmt, phases, target in checks:
+        got = [by[(fmt, ph)]["rows_per_s"] for ph in phases if (fmt, ph) in by]
+        if not got:
+            continue
+        ok = min(got) >= target
+        met = met and ok
+        shown_rates = ", ".join(f"{ph} {rate:,.0f}" for ph, rate in zip(phases, got, strict=True))
+        lines.append(
+            f"{fmt}: {shown_rates} rows/s (target >= {target:,}): " + ("met" if ok else "MISSED")
+        )
+    if ("xlsx", "first import") in by:
+        full = by[("xlsx", "first import")]["rows_per_s"]
+        lines.append(
+            f"xlsx: full import {full:,.0f} rows/s: "
+            + (
+                f"also >= {TARGET_XLSX_ROWS_PER_S:,}"
+                if full >= TARGET_XLSX_ROWS_PER_S
+                else "bound by the database writes (see the CSV import)"
+            )
+        )
+    ok = rss < TARGET_RSS_MB
+    met = met and ok
+    verdict = "met" if ok else "MISSED"
+    lines.append(f"peak RSS {rss:.1f} MB (target < {TARGET_RSS_MB}): {verdict}")
+    return {"lines": lines, "met": met}
 
 
 if __name__ == "__main__":
