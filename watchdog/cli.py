@@ -1,29 +1,33 @@
 """Command line (SPEC 8). Parses arguments and calls the services; holds no logic of its own.
 
 Exit status: 0 success, 1 failure or rejected input, 2 usage or configuration error.
-Machine output goes to stdout; progress, problems and logs to stderr.
+Machine output goes to stdout; progress, problems and logs to stderr. Text for people comes
+from the message catalogue (`watchdog.i18n`): Vietnamese, or English with `--lang en` or
+WATCHDOG_LANG=en; machine output is the same in both.
+
+Start-up time matters (`watchdog --help` and `watchdog due` answer in well under 300 ms): this
+module imports only the standard library and our light core at the top; configuration
+(pydantic, YAML), the calendar (holidays) and the store (SQLAlchemy) are imported inside the
+commands that use them. tests/unit/test_startup.py keeps it so.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from watchdog.clock import Clock, FixedClock, SystemClock
-from watchdog.config import (
-    ConfigError,
-    Settings,
-    default_config_path,
-    empty_settings,
-    load_settings,
-)
-from watchdog.durations import Duration, Unit, compute_due
-from watchdog.timefmt import FORMATS_HELP, iso, parse_instant, parse_period_end, parse_when, show
+from watchdog import i18n
+from watchdog.i18n import _, ngettext
+from watchdog.timefmt import iso, parse_instant, parse_period_end, parse_when, show
+
+if TYPE_CHECKING:
+    from watchdog.clock import Clock
+    from watchdog.config import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -36,29 +40,53 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+def _json(value: object) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
 # ----- helpers shared by commands -------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace, *, required: bool = True) -> Settings:
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = _settings_if_any(args, required=True)
+    assert settings is not None
+    return settings
+
+
+def _settings_if_any(args: argparse.Namespace, *, required: bool) -> Settings | None:
+    """The configuration; None when it is not `required` and there is no file at all (neither
+    --config nor WATCHDOG_CONFIG given, no ./config.yaml)."""
+    from watchdog.config import default_config_path, load_settings
+
     path = Path(args.config) if args.config else default_config_path()
     if not path.exists():
         if not required and not args.config and "WATCHDOG_CONFIG" not in os.environ:
-            return empty_settings()
+            return None
         raise UsageError(
-            f"{path}: no such configuration file (give --config PATH or set WATCHDOG_CONFIG)"
+            _(
+                "{path}: no such configuration file (give --config PATH or set WATCHDOG_CONFIG)"
+            ).format(path=path)
         )
     return load_settings(path)
 
 
 def _clock(args: argparse.Namespace, settings: Settings) -> Clock:
+    from watchdog.clock import FixedClock, SystemClock
+
     if getattr(args, "now", None):
         return FixedClock(_instant(args.now, settings, "--now"))
     return SystemClock()
 
 
 def _instant(text: str, settings: Settings, option: str) -> datetime:
+    return _instant_in(text, settings.default_calendar.tz, option)
+
+
+def _instant_in(text: str, tz: tzinfo, option: str) -> datetime:
     try:
-        return parse_instant(text, settings.default_calendar.tz)
+        return parse_instant(text, tz)
     except ValueError as e:
         raise UsageError(f"{option}: {e}") from None
 
@@ -78,6 +106,11 @@ def _date(text: str, option: str) -> date:
     return when.date() if isinstance(when, datetime) else when
 
 
+def _known_unit(settings: Settings, unit: str | None) -> None:
+    if unit and unit not in settings.units:
+        raise UsageError(_("--unit: unknown unit {unit}").format(unit=repr(unit)))
+
+
 # The database URL of this command, for the message of a database error raised after opening.
 _database_url: str | None = None
 
@@ -95,8 +128,10 @@ def _write(text: str, out: str | None) -> None:
         try:
             Path(out).write_text(text, encoding="utf-8")
         except OSError as e:
-            raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None
-        _err(f"written to {out}")
+            raise UsageError(
+                _("--out {file}: cannot write: {why}").format(file=out, why=e.strerror or e)
+            ) from None
+        _err(_("written to {file}").format(file=out))
     else:
         sys.stdout.write(text)
 
@@ -105,20 +140,45 @@ def _write(text: str, out: str | None) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from watchdog.engine.rules import load_rules
+    from watchdog.clock import SystemClock
+    from watchdog.config.yamlsrc import ConfigError
+    from watchdog.engine.rules import check_rules, load_rules
     from watchdog.store.db import check_database
 
     settings = _settings(args)
     rules = load_rules(settings)
+    today = settings.default_calendar.local(SystemClock().now()).date()
+    warnings: list[str] = []
+    problems = check_rules(settings, rules, today=today, warnings=warnings)
+    for warning in warnings:
+        _err(_("warning: {problem}").format(problem=warning))
+    if problems:
+        raise ConfigError(problems)
     c = settings.config
     stages = sum(len(p.stages) for p in rules.policies)
     print(
-        f"{settings.file}: OK ({len(c.units)} units, {len(c.officials)} officials, "
-        f"{len(c.procedures)} procedures, {len(settings.calendars)} calendar(s))"
+        _(
+            "{file}: OK ({units} units, {officials} officials, {procedures} procedures, "
+            "{calendars} calendar(s))"
+        ).format(
+            file=settings.file,
+            units=len(c.units),
+            officials=len(c.officials),
+            procedures=len(c.procedures),
+            calendars=len(settings.calendars),
+        )
     )
     print(
-        f"rules: OK ({len(rules.files)} file(s), {len(rules.policies)} policies, {stages} stages, "
-        f"{len(rules.digests)} digests, hash {rules.hash})"
+        _(
+            "rules: OK ({files} file(s), {policies} policies, {stages} stages, "
+            "{digests} digests, hash {hash})"
+        ).format(
+            files=len(rules.files),
+            policies=len(rules.policies),
+            stages=stages,
+            digests=len(rules.digests),
+            hash=rules.hash,
+        )
     )
     global _database_url
     _database_url = settings.database_url
@@ -127,15 +187,25 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_due(args: argparse.Namespace) -> int:
-    settings = _settings(args, required=False)
-    if args.unit and args.unit not in settings.units:
-        raise UsageError(f"--unit: unknown unit {args.unit!r}")
-    calendar = settings.calendar_for(args.unit)
-    received = _instant(args.received, settings, "--received")
+    from watchdog.durations import Duration, Unit, compute_due
+
+    settings = _settings_if_any(args, required=False)
+    if settings is None:  # no configuration at all: the VN default calendar, no models loaded
+        from watchdog.config import default_calendar
+
+        calendar, units, procedures = default_calendar(), {}, {}
+    else:
+        calendar = settings.calendar_for(args.unit)
+        units, procedures = settings.units, settings.procedures
+    if args.unit and args.unit not in units:
+        raise UsageError(_("--unit: unknown unit {unit}").format(unit=repr(args.unit)))
+    received = _instant_in(args.received, calendar.tz, "--received")
     if args.procedure:
-        procedure = settings.procedures.get(args.procedure)
+        procedure = procedures.get(args.procedure)
         if procedure is None:
-            raise UsageError(f"--procedure: unknown procedure {args.procedure!r}")
+            raise UsageError(
+                _("--procedure: unknown procedure {code}").format(code=repr(args.procedure))
+            )
         limit = procedure.limit
     elif args.working_days is not None:
         limit = Duration(args.working_days, Unit.WORKING_DAYS)
@@ -162,29 +232,43 @@ def cmd_import(args: argparse.Namespace) -> int:
         path,
         _clock(args, settings).now(),
         dry_run=args.dry_run,
-        encoding=args.encoding,
-        progress=Progress(f"importing {path.name}"),
+        progress=Progress(_("importing {file}").format(file=path.name)),
         on_problem=_err,
+        **({"encoding": args.encoding} if args.encoding else {}),
     )
     summary = report.as_dict() | {"dry_run": args.dry_run}
     if report.ignored_columns:
-        _err(f"{path.name}: ignored unknown column(s): {', '.join(report.ignored_columns)}")
-    _err(
-        f"{path.name}: {report.rows} row(s): {report.written.inserted} new, "
-        f"{report.written.updated} updated, {report.written.unchanged} unchanged, "
-        f"{report.rejected} rejected" + (" (dry run: nothing written)" if args.dry_run else "")
+        _err(
+            _("{file}: ignored unknown column(s): {columns}").format(
+                file=path.name, columns=", ".join(report.ignored_columns)
+            )
+        )
+    w = report.written
+    line = _(
+        "{file}: {rows} row(s): {new} new, {updated} updated, {unchanged} unchanged, "
+        "{rejected} rejected"
+    ).format(
+        file=path.name,
+        rows=report.rows,
+        new=w.inserted,
+        updated=w.updated,
+        unchanged=w.unchanged,
+        rejected=report.rejected,
     )
-    print(json.dumps(summary, ensure_ascii=False))
+    _err(line + (_(" (dry run: nothing written)") if args.dry_run else ""))
+    print(_json(summary))
     return EXIT_FAILED if report.rejected else EXIT_OK
 
 
+def _open_cases(n: int) -> str:
+    return ngettext("{n} open case", "{n} open cases", n).format(n=n)
+
+
 def cmd_cases(args: argparse.Namespace) -> int:
-    from watchdog.reports.board import COLUMNS, as_json, as_rows, board
-    from watchdog.reports.table import render_table
+    from watchdog.reports.board import as_json, board, render
 
     settings = _settings(args)
-    if args.unit and args.unit not in settings.units:
-        raise UsageError(f"--unit: unknown unit {args.unit!r}")
+    _known_unit(settings, args.unit)
     lines = board(
         _store(settings),
         settings,
@@ -197,10 +281,10 @@ def cmd_cases(args: argparse.Namespace) -> int:
         _err(note)
     if args.format == "jsonl":
         for line in lines:
-            print(json.dumps(as_json(line, settings), ensure_ascii=False))
+            print(_json(as_json(line, settings)))
     else:
-        sys.stdout.write(render_table(COLUMNS, as_rows(lines, settings)))
-        _err(f"{len(lines)} open case(s)")
+        sys.stdout.write(render(lines, settings))
+        _err(_open_cases(len(lines)))
     return EXIT_OK
 
 
@@ -210,11 +294,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = _settings(args)
     start, end = _date(args.date_from, "--from"), _date(args.date_to, "--to")
     if end < start:
-        raise UsageError("--to: must not be before --from")
+        raise UsageError(_("--to: must not be before --from"))
     if args.metric != "portal":
-        raise UsageError(f"--metric {args.metric}: not available yet (only portal)")
+        raise UsageError(
+            _("--metric {metric}: not available yet (only portal)").format(metric=args.metric)
+        )
     if args.format not in ("table", "csv"):
-        raise UsageError(f"--format {args.format}: not available yet (table or csv)")
+        raise UsageError(
+            _("--format {format}: not available yet (table or csv)").format(format=args.format)
+        )
     as_of = _period_end(args.as_of, settings, "--as-of") if args.as_of else None
     report = build_report(
         _store(settings),
@@ -227,52 +315,71 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     for note in report.notes:
         _err(note)
-    _write(to_csv(report) if args.format == "csv" else to_table(report), args.out)
+    tz = settings.default_calendar.tz
+    _write(to_csv(report) if args.format == "csv" else to_table(report, tz), args.out)
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from watchdog.engine.rules import load_rules
     from watchdog.engine.runner import Engine
-    from watchdog.reports.board import COLUMNS, as_rows, board
-    from watchdog.reports.table import render_table
+    from watchdog.reports.board import board, render
     from watchdog.store.directory import sync_directory
 
     settings = _settings(args)
     rules = load_rules(settings)
     if not args.once:
         raise UsageError(
-            "the long-running daemon is not built yet; use `run --once` "
-            "(sync the directory, load demo data with --demo, evaluate the rules once)"
+            _(
+                "the long-running daemon is not built yet; use `run --once` "
+                "(sync the directory, load demo data with --demo, evaluate the rules once)"
+            )
         )
     now = _clock(args, settings).now()
+    tz = settings.default_calendar.tz
     store = _store(settings)
     counts = sync_directory(store, settings)
     _err(
-        f"directory: {counts['units']} units, {counts['officials']} officials, "
-        f"{counts['procedures']} procedures"
+        _("directory: {units} units, {officials} officials, {procedures} procedures").format(
+            **counts
+        )
     )
     if args.demo:
         from watchdog.demo import load_demo
 
         written = load_demo(store, settings, now)
-        _err(f"demo data: {written.inserted} new, {written.updated} updated cases")
+        _err(
+            _("demo data: {new} new, {updated} updated cases").format(
+                new=written.inserted, updated=written.updated
+            )
+        )
     engine = Engine(store, settings, rules)
     planned = engine.ensure_planned(now)
     if planned.batches:
-        _err(f"rules {rules.hash}: {planned.evaluated} open case(s) planned")
+        _err(
+            _("rules {hash}: {n} open case(s) planned").format(hash=rules.hash, n=planned.evaluated)
+        )
     report = engine.tick(now)
-    fired = len(planned.fired) + len(report.fired)
     _err(
-        f"engine: {planned.evaluated + report.evaluated} case(s) evaluated, {fired} new "
-        f"firing(s) ({len(planned.fired)} while planning, {len(report.fired)} in the tick)"
+        _(
+            "engine: {evaluated} case(s) evaluated, {fired} new firing(s) "
+            "({planning} while planning, {tick} in the tick)"
+        ).format(
+            evaluated=planned.evaluated + report.evaluated,
+            fired=len(planned.fired) + len(report.fired),
+            planning=len(planned.fired),
+            tick=len(report.fired),
+        )
     )
     lines = board(store, settings, now)
     for note in lines.notes:
         _err(note)
-    sys.stdout.write(render_table(COLUMNS, as_rows(lines, settings)))
-    _err(f"{len(lines)} open case(s) at {iso(now, settings.default_calendar.tz)}")
+    sys.stdout.write(render(lines, settings))
+    _err(_("{cases} at {time}").format(cases=_open_cases(len(lines)), time=show(now, tz)))
     return EXIT_OK
+
+
+SIMULATE_COLUMNS = ("at", "recipient", "channel", "stages", "cases", "first case")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -286,13 +393,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     start = _instant(args.date_from, settings, "--from")
     end = _period_end(args.date_to, settings, "--to")
     if end < start:
-        raise UsageError("--to: must not be before --from")
+        raise UsageError(_("--to: must not be before --from"))
     try:
         step = parse_span(args.step)
     except ValueError as e:
         raise UsageError(f"--step: {e}") from None
     if step.total_seconds() <= 0:
-        raise UsageError("--step: must be positive")
+        raise UsageError(_("--step: must be positive"))
     tz = settings.default_calendar.tz
     messages = simulate(_store(settings), settings, rules, start, end, step)
     if args.format == "jsonl":
@@ -305,7 +412,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 "channel": m.channel,
                 "stages": m.stages,
             }
-            print(json.dumps(row, ensure_ascii=False))
+            print(_json(row))
     else:
         rows = (
             {
@@ -318,9 +425,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             }
             for m in messages
         )
-        cols = ("at", "recipient", "channel", "stages", "cases", "first case")
-        sys.stdout.write(render_table(cols, rows))
-        _err(f"{len(messages)} message(s) between {iso(start, tz)} and {iso(end, tz)}")
+        headers = {
+            "at": _("At"),
+            "recipient": _("Recipient"),
+            "channel": _("Channel"),
+            "stages": _("Warnings"),
+            "cases": _("Cases"),
+            "first case": _("First case"),
+        }
+        sys.stdout.write(render_table(SIMULATE_COLUMNS, rows, headers))
+        _err(
+            ngettext(
+                "{n} message between {start} and {end}",
+                "{n} messages between {start} and {end}",
+                len(messages),
+            ).format(n=len(messages), start=show(start, tz), end=show(end, tz))
+        )
     return EXIT_OK
 
 
@@ -333,11 +453,21 @@ def cmd_findings(args: argparse.Namespace) -> int:
     found = open_findings(_store(settings), kind=args.kind)
     if args.format == "jsonl":
         for f in found:
-            print(json.dumps(f | {"found_at": iso(f["found_at"], tz)}, ensure_ascii=False))
+            print(_json(f | {"found_at": iso(f["found_at"], tz)}))
     else:
-        rows = ({**f, "found_at": show(f["found_at"], tz)} for f in found)
-        sys.stdout.write(render_table(("kind", "subject", "detail", "found_at"), rows))
-        _err(f"{len(found)} open finding(s)")
+        rows = (
+            {**f, "kind": i18n.finding_label(f["kind"]), "found_at": show(f["found_at"], tz)}
+            for f in found
+        )
+        headers = {
+            "kind": _("Finding"),
+            "subject": _("Case"),
+            "detail": _("Detail"),
+            "found_at": _("Found at"),
+        }
+        columns = ("kind", "subject", "detail", "found_at")
+        sys.stdout.write(render_table(columns, rows, headers))
+        _err(ngettext("{n} open finding", "{n} open findings", len(found)).format(n=len(found)))
     return EXIT_OK
 
 
@@ -348,7 +478,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     store = _store(settings, migrate=False)
     store.upgrade()
     store.close()
-    _err(f"database at the latest schema: {display_url(settings.database_url)}")
+    _err(_("database at the latest schema: {url}").format(url=display_url(settings.database_url)))
     return EXIT_OK
 
 
@@ -356,11 +486,22 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser, its help in the current language (choose it first: `i18n.use`)."""
+    i18n.translate_argparse()
     p = argparse.ArgumentParser(
         prog="watchdog",
-        description="Deadline monitoring and escalation for administrative-procedure cases.",
+        description=_("Deadline monitoring and escalation for administrative-procedure cases."),
     )
-    p.add_argument("--config", help="configuration file (default: $WATCHDOG_CONFIG, ./config.yaml)")
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help=_("configuration file (default: $WATCHDOG_CONFIG, ./config.yaml)"),
+    )
+    p.add_argument(
+        "--lang",
+        choices=i18n.LANGUAGES,
+        help=_("language of the text for people: vi (default) or en; also $WATCHDOG_LANG"),
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help: str):
@@ -368,64 +509,97 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=func)
         return sp
 
-    command("check", cmd_check, "validate configuration, rules and templates")
+    command("check", cmd_check, _("validate configuration, rules and templates"))
 
-    sp = command("due", cmd_due, "print the due instant of a case, ISO 8601 with offset")
-    sp.add_argument("--received", required=True, help=f"received instant ({FORMATS_HELP})")
+    sp = command("due", cmd_due, _("print the due instant of a case, ISO 8601 with offset"))
+    sp.add_argument(
+        "--received",
+        required=True,
+        metavar="T",
+        help=_("received instant: ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss"),
+    )
     limit = sp.add_mutually_exclusive_group(required=True)
-    limit.add_argument("--procedure", help="procedure code from the configuration")
-    limit.add_argument("--working-days", type=_non_negative, metavar="N")
-    limit.add_argument("--working-hours", type=_non_negative, metavar="N")
-    limit.add_argument("--calendar-days", type=_non_negative_int, metavar="N")
-    sp.add_argument("--unit", help="unit whose calendar applies")
+    limit.add_argument(
+        "--procedure", metavar="CODE", help=_("procedure code from the configuration")
+    )
+    limit.add_argument(
+        "--working-days", type=_non_negative, metavar="N", help=_("a limit of N working days")
+    )
+    limit.add_argument(
+        "--working-hours", type=_non_negative, metavar="N", help=_("a limit of N working hours")
+    )
+    limit.add_argument(
+        "--calendar-days",
+        type=_non_negative_int,
+        metavar="N",
+        help=_("a limit of N calendar days"),
+    )
+    sp.add_argument("--unit", metavar="U", help=_("unit whose calendar applies"))
 
-    sp = command("import", cmd_import, "import cases from a CSV or XLSX file")
-    sp.add_argument("file")
-    sp.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
+    sp = command("import", cmd_import, _("import cases from a CSV or spreadsheet export"))
+    sp.add_argument("file", metavar="FILE", help=_("the exported file"))
+    sp.add_argument("--dry-run", action="store_true", help=_("check and count, write nothing"))
     sp.add_argument(
         "--encoding",
-        default="utf-8",
         metavar="E",
-        help="text encoding of a CSV file; BOMs are honoured; cp1258 accepted",
+        help=_(
+            "text encoding of a CSV file (default: import.encoding of the configuration, "
+            "else utf-8); byte order marks are honoured; cp1258 accepted"
+        ),
     )
     sp.add_argument("--now", help=argparse.SUPPRESS)
 
-    sp = command("cases", cmd_cases, "open cases with due, remaining time and state")
-    sp.add_argument("--unit", help="a unit and everything under it")
-    sp.add_argument("--official", help="cases assigned to or handled by this official")
-    sp.add_argument("--state", choices=["on_track", "due_soon", "overdue", "waiting"])
+    states = ", ".join(f"{s} ({i18n.state_label(s)})" for s in i18n.STATES if s != "no_due")
+    sp = command("cases", cmd_cases, _("open cases with due, remaining time and state"))
+    sp.add_argument("--unit", metavar="U", help=_("a unit and everything under it"))
+    sp.add_argument(
+        "--official", metavar="ID", help=_("cases assigned to or handled by this official")
+    )
+    sp.add_argument(
+        "--state",
+        choices=["on_track", "due_soon", "overdue", "waiting"],
+        metavar="STATE",
+        help=_("only cases in this state: {states}").format(states=states),
+    )
     sp.add_argument("--format", choices=["table", "jsonl"], default="table")
-    sp.add_argument("--now", help="evaluate as if the time were this instant")
+    sp.add_argument("--now", metavar="T", help=_("evaluate as if the time were this instant"))
 
-    sp = command("report", cmd_report, "on-time figures for cases received in a period")
-    sp.add_argument("--from", dest="date_from", required=True, metavar="D1")
-    sp.add_argument("--to", dest="date_to", required=True, metavar="D2")
-    sp.add_argument("--as-of", help="state taken at this instant (default: end of D2)")
+    sp = command("report", cmd_report, _("on-time figures for cases received in a period"))
+    sp.add_argument("--from", dest="date_from", required=True, metavar="D1", help=_("first day"))
+    sp.add_argument("--to", dest="date_to", required=True, metavar="D2", help=_("last day"))
+    sp.add_argument(
+        "--as-of",
+        metavar="T",
+        help=_("state taken at this instant (default: end of D2, or now if earlier)"),
+    )
     sp.add_argument("--by", choices=["unit", "procedure", "official"], default="unit")
     sp.add_argument("--metric", choices=["portal", "766"], default="portal")
     sp.add_argument("--format", choices=["table", "csv", "xlsx", "html"], default="table")
-    sp.add_argument("--out", metavar="FILE")
+    sp.add_argument("--out", metavar="FILE", help=_("write to this file instead of stdout"))
 
     sp = command(
-        "simulate", cmd_simulate, "what would be sent between two instants, sending nothing"
+        "simulate", cmd_simulate, _("what would be sent between two instants, sending nothing")
     )
     sp.add_argument("--from", dest="date_from", required=True, metavar="T1")
     sp.add_argument("--to", dest="date_to", required=True, metavar="T2")
-    sp.add_argument("--step", default="15m", help="tick interval (default 15m)")
+    sp.add_argument("--step", default="15m", help=_("tick interval (default 15m)"))
     sp.add_argument("--format", choices=["table", "jsonl"], default="table")
 
-    sp = command("findings", cmd_findings, "data-quality findings for the admin")
-    sp.add_argument("--kind", help="only this kind (e.g. due_mismatch, no_assignee)")
+    kinds = ", ".join(i18n.FINDINGS)
+    sp = command("findings", cmd_findings, _("data-quality findings for the admin"))
+    sp.add_argument("--kind", help=_("only this kind: {kinds}").format(kinds=kinds))
     sp.add_argument("--format", choices=["table", "jsonl"], default="table")
 
-    sp = command("run", cmd_run, "the daemon")
-    sp.add_argument("--once", action="store_true", help="one full pass, then exit")
-    sp.add_argument("--demo", action="store_true", help="load the built-in demo province cases")
-    sp.add_argument("--now", help="run as if the time were this instant")
+    sp = command("run", cmd_run, _("the daemon"))
+    sp.add_argument("--once", action="store_true", help=_("one full pass, then exit"))
+    sp.add_argument("--demo", action="store_true", help=_("load the built-in demo province cases"))
+    sp.add_argument("--now", metavar="T", help=_("run as if the time were this instant"))
 
-    db = sub.add_parser("db", help="database maintenance")
+    db = sub.add_parser("db", help=_("database maintenance"), description=_("database maintenance"))
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
-    up = dbsub.add_parser("upgrade", help="apply schema migrations")
+    up = dbsub.add_parser(
+        "upgrade", help=_("apply schema migrations"), description=_("apply schema migrations")
+    )
     up.set_defaults(func=cmd_db_upgrade)
     return p
 
@@ -434,22 +608,53 @@ def _non_negative(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            _("expected a number, got {text}").format(text=repr(text))
+        ) from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            _("expected a number >= 0, got {text}").format(text=repr(text))
+        )
     return value
 
 
 def _non_negative_int(text: str) -> int:
     value = _non_negative(text)
     if not value.is_integer():
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            _("expected a whole number, got {text}").format(text=repr(text))
+        )
     return int(value)
 
 
+def _lang_option(argv: Sequence[str]) -> str | None:
+    """The value of `--lang` before the parser is built (its help is in that language); an
+    invalid value is left for the parser to refuse."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        value = None
+        if arg == "--lang" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--lang="):
+            value = arg.partition("=")[2]
+        if value in i18n.LANGUAGES:
+            return value
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        i18n.use(_lang_option(argv))
+    except i18n.LanguageError as e:  # a WATCHDOG_LANG we have no text for
+        i18n.use(i18n.DEFAULT_LANGUAGE)
+        _err(f"watchdog: {i18n.ENV_VAR}: {e}")
+        return EXIT_USAGE
     try:
         args = build_parser().parse_args(argv)  # --help may meet a closed pipe too
+        if args.lang:  # the engine's worker processes write findings in the same language
+            os.environ[i18n.ENV_VAR] = i18n.use(args.lang)
         status = _run(args)
         sys.stdout.flush()  # here, so that a reader gone away is noticed below
         return status
@@ -465,10 +670,6 @@ def _run(args: argparse.Namespace) -> int:
     _database_url = None
     try:
         return args.func(args)
-    except ConfigError as e:
-        for problem in e.problems:
-            _err(problem)
-        return EXIT_USAGE
     except UsageError as e:
         _err(f"watchdog: {e}")
         return EXIT_USAGE
@@ -479,6 +680,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _failure(e: Exception) -> int:
+    from watchdog.config.yamlsrc import ConfigError
+
+    if isinstance(e, ConfigError):
+        for problem in e.problems:
+            _err(problem)
+        return EXIT_USAGE
+
     from watchdog.sources.fileimport import ImportFileError
     from watchdog.store.db import as_store_error
 
@@ -494,10 +702,11 @@ def _failure(e: Exception) -> int:
     if debug:
         _traceback(e)
         return EXIT_FAILED
-    why = " ".join(str(e).split()) or "(no message)"
+    why = " ".join(str(e).split()) or _("(no message)")
     _err(
-        f"watchdog: unexpected error: {type(e).__name__}: {why} "
-        "(set WATCHDOG_DEBUG=1 for the traceback)"
+        _("watchdog: unexpected error: {error} (set WATCHDOG_DEBUG=1 for the traceback)").format(
+            error=f"{type(e).__name__}: {why}"
+        )
     )
     return EXIT_FAILED
 

@@ -1,4 +1,7 @@
-"""The command line as a user runs it: subprocesses, exit codes, stdout versus stderr."""
+"""The command line as a user runs it: subprocesses, exit codes, stdout versus stderr.
+
+Commands run in the default language, Vietnamese, unless a test says otherwise (WATCHDOG_LANG
+is removed from the environment); tests/acceptance/test_lang.py compares the two languages."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def watchdog(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k != "WATCHDOG_CONFIG"} | (env or {})
+    drop = ("WATCHDOG_CONFIG", "WATCHDOG_LANG")
+    full_env = {k: v for k, v in os.environ.items() if k not in drop} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "watchdog", *args],
         cwd=cwd,
@@ -77,7 +81,7 @@ def test_due_usage_errors_exit_2(province: Path) -> None:
         "0.000",
         cwd=province.parent,
     )
-    assert r.returncode == 2 and "unknown procedure '0.000'" in r.stderr
+    assert r.returncode == 2 and "không có thủ tục '0.000'" in r.stderr
     r = watchdog("due", "--received", "01/12/2026", cwd=province.parent)
     assert r.returncode == 2  # argparse: one limit option is required
 
@@ -85,14 +89,15 @@ def test_due_usage_errors_exit_2(province: Path) -> None:
 def test_check_accepts_the_example_and_rejects_bad_config(tmp_path: Path) -> None:
     r = watchdog("--config", str(ROOT / "config.example.yaml"), "check", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "OK" in r.stdout
+    assert "config.example.yaml: hợp lệ (13 đơn vị" in r.stdout
+    assert "quy tắc cảnh báo: hợp lệ" in r.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("units:\n  - {code: A, name: A, parent: B}\n", encoding="utf-8")
     r = watchdog("--config", str(bad), "check", cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr.strip() == f"{bad}:2: units[0].parent: unknown unit 'B'"
+    assert r.stderr.strip() == f"{bad}:2: units[0].parent: không có đơn vị 'B'"
     r = watchdog("check", cwd=tmp_path)  # no ./config.yaml
-    assert r.returncode == 2 and "no such configuration file" in r.stderr
+    assert r.returncode == 2 and "không có tệp cấu hình này" in r.stderr
 
 
 def test_config_from_environment_variable(province: Path, tmp_path: Path) -> None:
@@ -130,6 +135,22 @@ def test_import_then_cases_then_report(province: Path) -> None:
         "--config", str(province), "cases", "--unit", "STP.HC", "--now", "23/11/2026 10:00", cwd=cwd
     )
     assert r.returncode == 0 and "H1" in r.stdout and "H3" not in r.stdout
+    # The board people read: counts per state, names beside codes, dd/mm/yyyy, words.
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Quá hạn: 0 · Sắp đến hạn: 1 · Trong hạn: 0 · Chờ bổ sung: 0"
+    assert lines[1] == ""
+    assert lines[2].split() == [
+        *("Mã", "hồ", "sơ", "Đơn", "vị", "Thủ", "tục", "Cán", "bộ", "thụ", "lý"),
+        *("Ngày", "tiếp", "nhận", "Hạn", "xử", "lý", "Còn", "lại", "Trạng", "thái"),
+    ]
+    # H1: due Wed 25/11 09:00; at Mon 23/11 10:00 there remain Mon 10:00-11:30 and
+    # 13:30-17:00 (5 h), Tue 24/11 is a holiday (Vietnamese Culture Day), Wed 07:00-09:00
+    # (2 h): 7 working hours, less than a day.
+    h1 = next(line for line in lines if line.startswith("H1 "))
+    assert "STP.HC · Phòng Hành chính tư pháp" in h1
+    assert "chuyenvien · Nguyễn Văn Chuyên" in h1
+    assert "10/11/2026 09:00  25/11/2026 09:00  còn 7 giờ  Sắp đến hạn" in h1
+    assert r.stderr.strip() == "1 hồ sơ đang giải quyết"
 
     r = watchdog(
         "--config",
@@ -200,8 +221,14 @@ def test_run_once_with_demo_data(tmp_path: Path) -> None:
     r = watchdog("run", "--once", "--demo", "--now", "20/11/2026 09:00", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "var" / "watchdog.db").exists()
-    states = {line.split()[-1] for line in r.stdout.splitlines()[2:]}
-    assert {"overdue", "due_soon", "on_track", "waiting"} <= states
+    lines = r.stdout.splitlines()
+    counts = dict(part.split(": ") for part in lines[0].split(" · "))
+    assert list(counts) == ["Quá hạn", "Sắp đến hạn", "Trong hạn", "Chờ bổ sung"]
+    rows = lines[4:]  # counts, blank line, header, rule
+    assert sum(int(n) for n in counts.values()) == len(rows) > 0
+    for state, n in counts.items():
+        assert sum(row.endswith(f"  {state}") for row in rows) == int(n) > 0, state
+    assert r.stderr.splitlines()[-1] == f"{len(rows)} hồ sơ đang giải quyết lúc 20/11/2026 09:00"
 
 
 def test_run_once_says_how_many_firings_it_wrote(tmp_path: Path) -> None:
@@ -214,14 +241,14 @@ def test_run_once_says_how_many_firings_it_wrote(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
     r = watchdog("run", "--once", "--demo", "--now", "20/11/2026 09:00", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    said = re.search(r"(\d+) new firing\(s\) \((\d+) while planning, (\d+) in the tick\)", r.stderr)
+    said = re.search(r"(\d+) cảnh báo mới \((\d+) khi lập lịch, (\d+) trong lượt xét\)", r.stderr)
     assert said, r.stderr
     with sqlite3.connect(tmp_path / "var" / "watchdog.db") as db:
         (stored,) = db.execute("SELECT count(*) FROM firings").fetchone()
     assert int(said[1]) == stored > 0
     assert int(said[1]) == int(said[2]) + int(said[3])
     again = watchdog("run", "--once", "--now", "20/11/2026 09:00", cwd=tmp_path)
-    assert " 0 new firing(s)" in again.stderr  # nothing new at the same instant
+    assert " 0 cảnh báo mới" in again.stderr  # nothing new at the same instant
 
 
 def test_simulate_prints_what_the_daemon_would_send_and_writes_nothing(province: Path) -> None:
@@ -301,7 +328,7 @@ def test_check_reports_rule_errors_with_file_and_line(province: Path) -> None:
     )
     with province.open("a", encoding="utf-8") as f:
         f.write("rules: [rules.yaml]\n")
-    r = watchdog("--config", str(province), "check", cwd=cwd)
+    r = watchdog("--config", str(province), "check", cwd=cwd, env={"WATCHDOG_LANG": "en"})
     assert r.returncode == 2
     assert r.stderr.strip() == (
         f"{cwd / 'rules.yaml'}:5: policies[0].stages[0].when.remaining: expected a duration "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from watchdog import i18n
 from watchdog.config import load_settings
 from watchdog.reports.ontime import By, build_report, to_csv, to_table
 from watchdog.sources.fields import RowProblems, normalize_case
@@ -90,10 +91,24 @@ def test_by_procedure_lists_unknown_codes_last(store: Store, small_config: Path)
 
 
 def test_table_uses_comma_decimals_and_indents_children(store: Store, small_config: Path) -> None:
+    """The table people read: Vietnamese words and comma decimals, or English ones on request;
+    the CSV (machine output) is the same in both."""
     settings = load(store, small_config)
-    text = to_table(build_report(store, settings, date(2026, 11, 1), date(2026, 11, 30), now=NOW))
-    assert "33,33" in text and "33.33" not in text
-    assert "    Phòng Hành chính tư pháp" in text
+    report = build_report(store, settings, date(2026, 11, 1), date(2026, 11, 30), now=NOW)
+    before = i18n.language()
+    try:
+        i18n.use("vi")
+        text = to_table(report)
+        assert "33,33" in text and "33.33" not in text
+        assert "    Phòng Hành chính tư pháp" in text
+        assert text.splitlines()[-1].split()[:2] == ["Tổng", "cộng"]
+        csv_vi = to_csv(report)
+        i18n.use("en")
+        text = to_table(report)
+        assert "33.33" in text and text.splitlines()[-1].split()[0] == "Total"
+        assert to_csv(report) == csv_vi
+    finally:
+        i18n.use(before)
 
 
 def test_default_as_of_is_now_when_the_period_has_not_ended(

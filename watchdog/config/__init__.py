@@ -1,31 +1,36 @@
-"""Loading and checking the configuration: YAML -> typed models -> cross-references -> Settings."""
+"""Loading and checking the configuration: YAML -> typed models -> cross-references -> Settings.
+
+The models (pydantic) and the YAML reader are imported when a file is loaded, not when this
+package is: `watchdog due` without a configuration file needs only `default_calendar()`, and
+start-up time counts there (tests/unit/test_startup.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-from pydantic import BaseModel, ValidationError
-
 from watchdog.calendar import WorkingCalendar
-from watchdog.config.models import (
-    MAX_DURATION,
-    CalendarConfig,
-    ChannelsConfig,
-    Config,
-    FileChannelConfig,
-    OfficialConfig,
-    ProcedureConfig,
-    UnitConfig,
-    check_duration_bounds,
-)
-from watchdog.config.yamlsrc import ConfigError, Located, format_path, load_yaml
+from watchdog.i18n import N_, _
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from watchdog.config.models import (
+        CalendarConfig,
+        ChannelsConfig,
+        Config,
+        OfficialConfig,
+        ProcedureConfig,
+        UnitConfig,
+    )
+    from watchdog.config.yamlsrc import Located
 
 __all__ = [
     "MAX_DURATION",
@@ -33,6 +38,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "check_duration_bounds",
+    "default_calendar",
     "default_config_path",
     "format_path",
     "load_settings",
@@ -40,6 +46,23 @@ __all__ = [
 ]
 
 DEFAULT_CALENDAR = "default"
+
+# Names this package offers from its modules, imported on first use (PEP 562).
+_LAZY = {
+    "MAX_DURATION": "watchdog.config.models",
+    "Config": "watchdog.config.models",
+    "check_duration_bounds": "watchdog.config.models",
+    "ConfigError": "watchdog.config.yamlsrc",
+    "format_path": "watchdog.config.yamlsrc",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_config_path() -> Path:
@@ -56,6 +79,8 @@ class Settings:
 
     @cached_property
     def calendars(self) -> dict[str, WorkingCalendar]:
+        from watchdog.config.models import CalendarConfig
+
         cals = {
             name: _calendar(name, c, self.config.timezone)
             for name, c in self.config.calendars.items()
@@ -121,6 +146,8 @@ class Settings:
     @cached_property
     def channels(self) -> ChannelsConfig:
         """The configured channels; with none at all, the embedded `file` channel (var/outbox)."""
+        from watchdog.config.models import ChannelsConfig, FileChannelConfig
+
         c = self.config.channels
         if c.email is None and c.telegram is None and c.file is None:
             return ChannelsConfig(file=FileChannelConfig())
@@ -154,16 +181,30 @@ def _calendar(name: str, c: CalendarConfig, timezone: str) -> WorkingCalendar:
 
 
 def empty_settings() -> Settings:
-    """Settings with every default: the VN calendar, no units. `due` works with this."""
+    """Settings with every default: the VN calendar, no units."""
+    from watchdog.config.models import Config
+
     return Settings(Config(), Path.cwd())
+
+
+def default_calendar() -> WorkingCalendar:
+    """The calendar of a configuration that defines none (the VN default), without loading the
+    models: `watchdog due` with no configuration file uses it. Equal to
+    `empty_settings().default_calendar` (tests/unit/test_startup.py checks it)."""
+    return WorkingCalendar(name=DEFAULT_CALENDAR)
 
 
 def load_settings(path: str | Path, env: dict[str, str] | None = None) -> Settings:
     """Load, validate and cross-check a configuration file; raises ConfigError."""
+    from watchdog.config.models import Config
+    from watchdog.config.yamlsrc import ConfigError, load_yaml
+
     file = Path(path)
     located = load_yaml(file, env)
     if not isinstance(located.data, dict):
-        raise ConfigError([f"{file}:1: expected a mapping of configuration keys"])
+        raise ConfigError(
+            [_("{file}:1: expected a mapping of configuration keys").format(file=file)]
+        )
     data = dict(located.data)
     problems: list[str] = []
     procedures_from: Located | None = None
@@ -177,10 +218,10 @@ def load_settings(path: str | Path, env: dict[str, str] | None = None) -> Settin
                 k[1:]: v for k, v in procedures_from.lines.items() if k[:1] == ("procedures",)
             }
         if not isinstance(pdata, list):
-            raise ConfigError([f"{pfile}:1: expected a list of procedures"])
+            raise ConfigError([_("{file}:1: expected a list of procedures").format(file=pfile)])
         if data.get("procedures"):
             problems.append(
-                located.error(("procedures",), "give procedures or procedures_file, not both")
+                located.error(("procedures",), _("give procedures or procedures_file, not both"))
             )
         data["procedures"] = pdata
     config = validate_model(Config, data, located, problems, procedures_from)
@@ -201,6 +242,8 @@ def validate_model(
     procedures_from: Located | None = None,
 ) -> Any:
     """Validate data into a model; on failure add `file:line: path: why` problems, return None."""
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -228,17 +271,49 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     return tuple(path)
 
 
+# What pydantic's error types mean to an admin; the others keep pydantic's own (English) text.
+_PYDANTIC = {
+    "string_type": N_("expected text"),
+    "int_type": N_("expected a whole number"),
+    "int_parsing": N_("expected a whole number"),
+    "int_from_float": N_("expected a whole number"),
+    "float_type": N_("expected a number"),
+    "float_parsing": N_("expected a number"),
+    "bool_type": N_("expected true or false"),
+    "bool_parsing": N_("expected true or false"),
+    "list_type": N_("expected a list"),
+    "tuple_type": N_("expected a list"),
+    "dict_type": N_("expected a mapping (key: value)"),
+    "model_type": N_("expected a mapping (key: value)"),
+    "model_attributes_type": N_("expected a mapping (key: value)"),
+    "date_type": N_("expected a date such as 2026-01-02"),
+    "date_parsing": N_("expected a date such as 2026-01-02"),
+    "date_from_datetime_parsing": N_("expected a date such as 2026-01-02"),
+    "date_from_datetime_inexact": N_("expected a date such as 2026-01-02"),
+    "literal_error": N_("expected {expected}"),
+    "enum": N_("expected {expected}"),
+    "greater_than": N_("expected a number greater than {gt}"),
+    "greater_than_equal": N_("expected a number greater than or equal to {ge}"),
+    "less_than": N_("expected a number less than {lt}"),
+    "less_than_equal": N_("expected a number less than or equal to {le}"),
+}
+
+
 def describe(err: Mapping[str, Any]) -> str:
     """A pydantic error as an admin reads it: what was expected, what was found."""
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        return _("unknown key")
     if kind == "missing":
-        return "required key is missing"
+        return _("required key is missing")
+    if kind in _PYDANTIC:
+        with contextlib.suppress(KeyError, IndexError):  # a context we did not expect
+            msg = _(_PYDANTIC[kind]).format(**err.get("ctx", {}))
     msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     value = err.get("input")
-    if "got" not in msg and not isinstance(value, dict | list):
-        msg = f"{msg}, got {value!r}"
+    said = "got" in msg or _("got") in msg  # the value is named already
+    if not said and not isinstance(value, dict | list):
+        msg = _("{problem}, got {value}").format(problem=msg, value=repr(value))
     return msg
 
 
@@ -246,6 +321,8 @@ def check_references(
     settings: Settings, located: Located, procedures_from: Located | None
 ) -> list[str]:
     """Cross-references between sections: units, officials, heads, deputies, calendars."""
+    import holidays
+
     c = settings.config
     problems: list[str] = []
 
@@ -257,7 +334,9 @@ def check_references(
     except (ZoneInfoNotFoundError, ValueError):
         err(
             ("timezone",),
-            f'expected an IANA time zone such as "Asia/Ho_Chi_Minh", got {c.timezone!r}',
+            _('expected an IANA time zone such as "Asia/Ho_Chi_Minh", got {value}').format(
+                value=repr(c.timezone)
+            ),
         )
     for name, cal in c.calendars.items():
         try:
@@ -265,30 +344,37 @@ def check_references(
         except NotImplementedError:
             err(
                 ("calendars", name, "country"),
-                f"no public holidays known for country {cal.country!r}",
+                _("no public holidays known for country {country}").format(
+                    country=repr(cal.country)
+                ),
             )
     _duplicates(c.units, "code", ("units",), err)
     _duplicates(c.officials, "id", ("officials",), err)
     units, officials = settings.units, settings.officials
     for i, u in enumerate(c.units):
         if u.parent is not None and u.parent not in units:
-            err(("units", i, "parent"), f"unknown unit {u.parent!r}")
+            err(("units", i, "parent"), _("unknown unit {code}").format(code=repr(u.parent)))
         if u.calendar is not None and u.calendar not in c.calendars:
-            known = ", ".join(c.calendars) or "none defined"
-            err(("units", i, "calendar"), f"unknown calendar {u.calendar!r} (known: {known})")
+            known = ", ".join(c.calendars) or _("none defined")
+            err(
+                ("units", i, "calendar"),
+                _("unknown calendar {name} (known: {known})").format(
+                    name=repr(u.calendar), known=known
+                ),
+            )
         for j, head in enumerate(u.heads):
             if head not in officials:
-                err(("units", i, "heads", j), f"unknown official {head!r}")
+                err(("units", i, "heads", j), _("unknown official {id}").format(id=repr(head)))
     for code in _cycle(settings):
         i = next(k for k, u in enumerate(c.units) if u.code == code)
-        err(("units", i, "parent"), f"unit {code!r} is its own ancestor")
+        err(("units", i, "parent"), _("unit {code} is its own ancestor").format(code=repr(code)))
     for i, o in enumerate(c.officials):
         if o.unit not in units:
-            err(("officials", i, "unit"), f"unknown unit {o.unit!r}")
+            err(("officials", i, "unit"), _("unknown unit {code}").format(code=repr(o.unit)))
         if o.deputy is not None and o.deputy not in officials:
-            err(("officials", i, "deputy"), f"unknown official {o.deputy!r}")
+            err(("officials", i, "deputy"), _("unknown official {id}").format(id=repr(o.deputy)))
         if o.deputy == o.id:
-            err(("officials", i, "deputy"), "an official cannot be their own deputy")
+            err(("officials", i, "deputy"), _("an official cannot be their own deputy"))
     pproblems: list[str] = []
     psrc = procedures_from or located
     prefix: tuple[str | int, ...] = () if procedures_from else ("procedures",)
@@ -298,17 +384,34 @@ def check_references(
         for j, s in enumerate(p.steps):
             if s.code in seen:
                 pproblems.append(
-                    psrc.error((*prefix, i, "steps", j, "code"), f"duplicate step {s.code!r}")
+                    psrc.error(
+                        (*prefix, i, "steps", j, "code"),
+                        _("duplicate step {code}").format(code=repr(s.code)),
+                    )
                 )
             seen.add(s.code)
     for i, s in enumerate(c.supervisors):
         if s not in officials and "@" not in s:
-            err(("supervisors", i), f"expected an official id or an e-mail address, got {s!r}")
+            err(
+                ("supervisors", i),
+                _("expected an official id or an e-mail address, got {value}").format(
+                    value=repr(s)
+                ),
+            )
     names = [s.name for s in c.sources]
     for i, name in enumerate(names):
         if names.index(name) != i:
-            err(("sources", i, "name"), f"duplicate source name {name!r}")
+            err(
+                ("sources", i, "name"),
+                _("duplicate source name {name}").format(name=repr(name)),
+            )
     return problems + pproblems
+
+
+_DUPLICATE = {
+    "code": N_("duplicate code {value}"),
+    "id": N_("duplicate id {value}"),
+}
 
 
 def _duplicates(items, key: str, prefix, err) -> None:
@@ -316,7 +419,7 @@ def _duplicates(items, key: str, prefix, err) -> None:
     for i, item in enumerate(items):
         value = getattr(item, key)
         if value in seen:
-            err((*prefix, i, key), f"duplicate {key} {value!r}")
+            err((*prefix, i, key), _(_DUPLICATE[key]).format(value=repr(value)))
         seen.add(value)
 
 

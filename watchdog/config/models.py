@@ -20,6 +20,7 @@ from pydantic import (
 
 from watchdog.domain import fold, parse_channel, parse_status, procedure_code
 from watchdog.durations import Duration, Unit
+from watchdog.i18n import _, integer
 
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -29,7 +30,9 @@ def parse_time(value: Any) -> time:
         return value
     m = _TIME.match(str(value))
     if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        raise ValueError(f'expected a time of day such as "15:00", got {value!r}')
+        raise ValueError(
+            _('expected a time of day such as "15:00", got {value}').format(value=repr(value))
+        )
     return time(int(m.group(1)), int(m.group(2)))
 
 
@@ -40,15 +43,21 @@ def parse_office_hours(value: Any) -> tuple[tuple[time, time], ...]:
     for part in parts:
         a, sep, b = str(part).partition("-")
         if not sep:
-            raise ValueError(f'expected periods such as "07:00-11:30, 13:30-17:00", got {value!r}')
+            raise ValueError(
+                _('expected periods such as "07:00-11:30, 13:30-17:00", got {value}').format(
+                    value=repr(value)
+                )
+            )
         start, end = parse_time(a), parse_time(b)
         if end <= start:
-            raise ValueError(f"office period {part.strip()!r} ends before it starts")
+            raise ValueError(
+                _("office period {period} ends before it starts").format(period=repr(part.strip()))
+            )
         periods.append((start, end))
     periods.sort()
-    for (_, end), (start, _) in itertools.pairwise(periods):
+    for (_start, end), (start, _end) in itertools.pairwise(periods):
         if start < end:
-            raise ValueError(f"office periods overlap in {value!r}")
+            raise ValueError(_("office periods overlap in {value}").format(value=repr(value)))
     return tuple(periods)
 
 
@@ -63,7 +72,9 @@ def parse_span(value: Any) -> timedelta:
         return timedelta(seconds=value)
     m = _SPAN.match(str(value))
     if not m:
-        raise ValueError(f'expected a span such as "90s", "5m" or "2h", got {value!r}')
+        raise ValueError(
+            _('expected a span such as "90s", "5m" or "2h", got {value}').format(value=repr(value))
+        )
     factor = {"s": 1, "m": 60, "h": 3600}[m.group(2)[0]]
     return timedelta(seconds=float(m.group(1)) * factor)
 
@@ -100,8 +111,10 @@ def check_duration_bounds(duration: Duration, value: Any = None) -> Duration:
     if duration.amount > bound:
         shown = value if isinstance(value, str) else str(duration)
         raise ValueError(
-            f"expected at most {bound:,} {duration.unit.value} (about ten years; the working "
-            f"calendar covers the years 1900-2200), got {shown!r}"
+            _(
+                "expected at most {bound} {unit} (about ten years; the working calendar covers "
+                "the years 1900-2200), got {value}"
+            ).format(bound=integer(bound), unit=duration.unit.value, value=repr(shown))
         )
     return duration
 
@@ -156,7 +169,9 @@ class CalendarConfig(Model):
         both = set(self.extra_holidays) & set(self.extra_workdays)
         if both:
             days = ", ".join(sorted(d.isoformat() for d in both))
-            raise ValueError(f"dates both in extra_holidays and extra_workdays: {days}")
+            raise ValueError(
+                _("dates both in extra_holidays and extra_workdays: {days}").format(days=days)
+            )
         return self
 
 
@@ -184,7 +199,11 @@ class DateRange(Model):
     @model_validator(mode="after")
     def _ordered(self) -> DateRange:
         if self.end < self.start:
-            raise ValueError(f"range ends ({self.end}) before it starts ({self.start})")
+            raise ValueError(
+                _("range ends ({end}) before it starts ({start})").format(
+                    end=self.end.strftime("%d/%m/%Y"), start=self.start.strftime("%d/%m/%Y")
+                )
+            )
         return self
 
     def __contains__(self, d: date) -> bool:
@@ -291,7 +310,9 @@ def _encoding(value: Any) -> str:
         b"    ".decode(str(value), "ignore")  # LookupError for non-text codecs such as base64
     except LookupError:
         raise ValueError(
-            f"unknown encoding {value!r}; use utf-8 (the default), cp1258 or utf-16"
+            _("unknown encoding {encoding}; use utf-8 (the default), cp1258 or utf-16").format(
+                encoding=repr(value)
+            )
         ) from None
     return str(value)
 
@@ -320,8 +341,10 @@ class ImportConfig(Model):
             other = seen.setdefault(fold(label), label)
             if other != label and mapping[other] != code:
                 raise ValueError(
-                    f"{other!r} and {label!r} are the same label (compared without case, "
-                    f"accents or spaces) with different codes"
+                    _(
+                        "{first} and {second} are the same label (compared without case, "
+                        "accents or spaces) with different codes"
+                    ).format(first=repr(other), second=repr(label))
                 )
         return mapping
 

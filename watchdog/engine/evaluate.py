@@ -19,6 +19,7 @@ from watchdog.config import Settings
 from watchdog.engine.deadline import CaseEvent, CaseRecord, StepRun, Timeline, timeline
 from watchdog.engine.recipients import Delivery, deliveries_for, resolve_recipients
 from watchdog.engine.rules import CompiledStage, WhenKind
+from watchdog.i18n import _, decimal
 from watchdog.timefmt import show
 
 ONE_SECOND = timedelta(seconds=1)
@@ -295,8 +296,10 @@ def findings_of(
         Finding(
             "late_extension",
             code,
-            f"extension recorded {show(at, calendar.tz)}, less than the required notice before "
-            "the due: the due stays where it was",
+            _(
+                "extension recorded {at}, with less than the required notice before the due: "
+                "the due stays where it was"
+            ).format(at=show(at, calendar.tz)),
         )
         for at in tl.late_extensions[:1]
     ]
@@ -304,13 +307,68 @@ def findings_of(
         Finding(
             "second_extension",
             code,
-            f"second extension recorded {show(at, calendar.tz)}; the law allows one: the due "
-            "stays where it was",
+            _(
+                "second extension recorded {at}; the law allows only one: the due stays where "
+                "it was"
+            ).format(at=show(at, calendar.tz)),
         )
         for at in tl.second_extensions[:1]
     )
     if not case.is_open:
         return out
+    if case.procedure_code not in settings.procedures:
+        out.append(
+            Finding(
+                "unknown_procedure",
+                code,
+                _("procedure {code} is not in the configuration").format(code=case.procedure_code),
+            )
+        )
+    if case.unit_code not in settings.units:
+        out.append(
+            Finding(
+                "unknown_unit",
+                code,
+                _("unit {code} is not in the configuration").format(code=case.unit_code),
+            )
+        )
+    if not case.assignee:
+        out.append(Finding("no_assignee", code, _("open case without an assignee")))
+    elif case.assignee not in settings.officials:
+        out.append(
+            Finding(
+                "unknown_official",
+                code,
+                _("assignee {id} is not in the configuration").format(id=case.assignee),
+            )
+        )
+    if tl.source_due is not None and tl.computed_due is not None:
+        gap = calendar.working_seconds_between(tl.computed_due, tl.source_due)
+        if abs(gap) > calendar.day_seconds:
+            out.append(
+                Finding(
+                    "due_mismatch",
+                    code,
+                    _(
+                        "appointment {appointment} differs from the computed due {due} by "
+                        "{gap} working days"
+                    ).format(
+                        appointment=show(tl.source_due, calendar.tz),
+                        due=show(tl.computed_due, calendar.tz),
+                        gap=decimal(gap / calendar.day_seconds, 1, sign=True),
+                    ),
+                )
+            )
+    run = tl.current_step
+    if run is not None and not run.handler:
+        out.append(
+            Finding(
+                "step_without_handler",
+                code,
+                _("step {step} has no handler").format(step=run.code),
+            )
+        )
+    return out
     if case.procedure_code not in settings.procedures:
         out.append(
             Finding(

@@ -30,6 +30,7 @@ from watchdog.config.models import Model, TimeOfDay
 from watchdog.config.yamlsrc import Located, load_yaml
 from watchdog.domain import procedure_code
 from watchdog.durations import Duration, Unit
+from watchdog.i18n import N_, _
 from watchdog.shipped import shipped_path
 
 KEYWORD_RECIPIENTS = ("assignee", "step_handler", "unit_head", "agency_head", "supervisors")
@@ -42,17 +43,26 @@ def _working(value: Any) -> Duration:
     years; the calendar covers 1900-2200 only, so a larger delay is a typo)."""
     d = value if isinstance(value, Duration) else Duration.parse(value)
     if d.unit is Unit.CALENDAR_DAYS:
-        raise ValueError(f'expected working time such as "1 working_day", got {value!r}')
+        raise ValueError(
+            _('expected working time such as "1 working_day", got {value}').format(
+                value=repr(value)
+            )
+        )
     return check_duration_bounds(d, value)
 
 
 # Shortest `repeat`: a stage repeated more often than once a minute of working time would fire
 # on every tick (and "0 working_days" would never leave its first instant).
 MIN_REPEAT_SECONDS = 60
-_MIN_REPEAT_TEXT = (
+_MIN_REPEAT_TEXT = N_(
     'expected a repeat of at least one minute of working time, such as "1 working_day" or '
     '"30 working_minutes"'
 )
+
+
+def _short_repeat(value: Any, where: str = "") -> str:
+    said = _("{problem}, got {value}").format(problem=_(_MIN_REPEAT_TEXT), value=repr(value))
+    return f"{said} ({where})" if where else said
 
 
 def _repeat(value: Any) -> Duration:
@@ -62,18 +72,22 @@ def _repeat(value: Any) -> Duration:
         try:
             Duration.parse(value)
         except ValueError:
-            raise ValueError(f"{_MIN_REPEAT_TEXT}, got {value!r}") from None
+            raise ValueError(_short_repeat(value)) from None
     d = _working(value)
     per_unit = {Unit.WORKING_HOURS: 3600, Unit.WORKING_MINUTES: 60}.get(d.unit)
     if d.amount == 0 or (per_unit and round(d.amount * per_unit) < MIN_REPEAT_SECONDS):
-        raise ValueError(f"{_MIN_REPEAT_TEXT}, got {value!r}")
+        raise ValueError(_short_repeat(value))
     return d
 
 
 def _percent(value: Any) -> float:
     m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$", str(value))
     if not m or not 0 < float(m.group(1)) <= 100:
-        raise ValueError(f'expected a share of the time limit such as "75%", got {value!r}')
+        raise ValueError(
+            _('expected a share of the time limit such as "75%", got {value}').format(
+                value=repr(value)
+            )
+        )
     return float(m.group(1)) / 100
 
 
@@ -109,7 +123,9 @@ class When(Model):
         given = [k for k in WhenKind if getattr(self, k.value) is not None]
         if len(given) != 1:
             kinds = ", ".join(k.value for k in WhenKind)
-            raise ValueError(f"expected exactly one of {kinds}, got {len(given)}")
+            raise ValueError(
+                _("expected exactly one of {kinds}, got {n}").format(kinds=kinds, n=len(given))
+            )
         self._kind = given[0]  # evaluated for every case: resolved once here
         return self
 
@@ -139,9 +155,9 @@ class Stage(Model):
     @model_validator(mode="after")
     def _consistent(self) -> Stage:
         if self.until_ack and self.repeat is None:
-            raise ValueError("until_ack needs repeat: it stops repeats once acknowledged")
+            raise ValueError(_("until_ack needs repeat: it stops repeats once acknowledged"))
         if self.scope == "step" and self.when.kind is WhenKind.WAITING:
-            raise ValueError("a waiting condition applies to the case, not to a step")
+            raise ValueError(_("a waiting condition applies to the case, not to a step"))
         return self
 
     @property
@@ -210,7 +226,9 @@ class Digest(Model):
         try:
             CronTrigger.from_crontab(value)
         except ValueError as e:
-            raise ValueError(f'expected a cron expression such as "30 7 * * *": {e}') from None
+            raise ValueError(
+                _('expected a cron expression such as "30 7 * * *": {why}').format(why=e)
+            ) from None
         return value
 
 
@@ -348,7 +366,11 @@ def load_rules(settings: Settings, env: dict[str, str] | None = None) -> RuleSet
     files = rule_files(settings)
     if settings.config.rules and not files:
         raise ConfigError(
-            [f"{settings.file}: rules: no file matches {list(settings.config.rules)}"]
+            [
+                _("{file}: rules: no file matches {patterns}").format(
+                    file=settings.file, patterns=list(settings.config.rules)
+                )
+            ]
         )
     seen_policies: dict[str, str] = {}
     origins: list[tuple[Located, tuple[str | int, ...]]] = []
@@ -357,7 +379,9 @@ def load_rules(settings: Settings, env: dict[str, str] | None = None) -> RuleSet
         digest.update(file.read_bytes())
         data = located.data if located.data is not None else {}
         if not isinstance(data, dict):
-            problems.append(f"{file}:1: expected a mapping with policies and digests")
+            problems.append(
+                _("{file}:1: expected a mapping with policies and digests").format(file=file)
+            )
             continue
         parsed: RuleFile | None = validate_model(RuleFile, data, located, problems)
         if parsed is None:
@@ -368,8 +392,9 @@ def load_rules(settings: Settings, env: dict[str, str] | None = None) -> RuleSet
                 problems.append(
                     located.error(
                         where,
-                        f"policy {policy.name!r} is already defined in "
-                        f"{seen_policies[policy.name]}",
+                        _("policy {name} is already defined in {where}").format(
+                            name=repr(policy.name), where=seen_policies[policy.name]
+                        ),
                     )
                 )
             seen_policies[policy.name] = f"{file}:{located.line_of(where)}"
@@ -401,15 +426,18 @@ def _check_policy(policy: Policy, at: tuple, located: Located, settings: Setting
     for j, stage in enumerate(policy.stages):
         here = (*at, "stages", j)
         if ids.index(stage.id) != j:
-            problems.append(located.error((*here, "id"), f"duplicate stage id {stage.id!r}"))
+            problems.append(
+                located.error((*here, "id"), _("duplicate stage id {id}").format(id=repr(stage.id)))
+            )
         for k, name in enumerate(stage.notify):
             ok = name in KEYWORD_RECIPIENTS or name in settings.officials or _EMAIL.match(name)
             if not ok:
                 problems.append(
                     located.error(
                         (*here, "notify", k),
-                        f"expected {', '.join(KEYWORD_RECIPIENTS)}, an official id or an e-mail "
-                        f"address, got {name!r}",
+                        _(
+                            "expected {keywords}, an official id or an e-mail address, got {value}"
+                        ).format(keywords=", ".join(KEYWORD_RECIPIENTS), value=repr(name)),
                     )
                 )
         for k, channel in enumerate(stage.channels or ()):
@@ -417,7 +445,9 @@ def _check_policy(policy: Policy, at: tuple, located: Located, settings: Setting
                 problems.append(
                     located.error(
                         (*here, "channels", k),
-                        f"channel {channel!r} is not configured under channels:",
+                        _("channel {channel} is not configured under channels:").format(
+                            channel=repr(channel)
+                        ),
                     )
                 )
         if stage.repeat is not None and stage.repeat.unit is Unit.WORKING_DAYS:
@@ -427,19 +457,21 @@ def _check_policy(policy: Policy, at: tuple, located: Located, settings: Setting
                 if (seconds := stage.repeat.working_seconds(cal)) < MIN_REPEAT_SECONDS
             }
             if short:
-                where = ", ".join(f"{s} s in calendar {name!r}" for name, s in short.items())
+                where = ", ".join(
+                    _("{seconds} s in calendar {name}").format(seconds=s, name=repr(name))
+                    for name, s in short.items()
+                )
                 problems.append(
-                    located.error(
-                        (*here, "repeat"),
-                        f"{_MIN_REPEAT_TEXT}, got {str(stage.repeat)!r} ({where})",
-                    )
+                    located.error((*here, "repeat"), _short_repeat(str(stage.repeat), where))
                 )
         for k, other in enumerate(stage.inhibits):
             if other not in ids or other == stage.id:
                 problems.append(
                     located.error(
                         (*here, "inhibits", k),
-                        f"expected another stage id of this policy, got {other!r}",
+                        _("expected another stage id of this policy, got {value}").format(
+                            value=repr(other)
+                        ),
                     )
                 )
     problems.extend(_check_match(policy.match, (*at, "match"), located, settings))
@@ -457,14 +489,17 @@ def _check_match(m: Match, at: tuple, located: Located, settings: Settings) -> l
                 problems.append(
                     located.error(
                         (*at, "procedures", k),
-                        f"no configured procedure matches {pattern!r}",
+                        _("no configured procedure matches {pattern}").format(
+                            pattern=repr(pattern)
+                        ),
                     )
                 )
         elif pattern not in codes:
             problems.append(
                 located.error(
                     (*at, "procedures", k),
-                    f"no configured procedure has code {pattern!r}{_did_you_mean(pattern, codes)}",
+                    _("no configured procedure has code {code}").format(code=repr(pattern))
+                    + _did_you_mean(pattern, codes),
                 )
             )
     fields = {p.field for p in settings.config.procedures if p.field is not None}
@@ -473,7 +508,8 @@ def _check_match(m: Match, at: tuple, located: Located, settings: Settings) -> l
             problems.append(
                 located.error(
                     (*at, "fields", k),
-                    f"no configured procedure has field {name!r}{_did_you_mean(name, fields)}",
+                    _("no configured procedure has field {name}").format(name=repr(name))
+                    + _did_you_mean(name, fields),
                 )
             )
     for k, unit in enumerate(m.units):
@@ -481,7 +517,8 @@ def _check_match(m: Match, at: tuple, located: Located, settings: Settings) -> l
             problems.append(
                 located.error(
                     (*at, "units", k),
-                    f"unknown unit {unit!r}{_did_you_mean(unit, settings.units)}",
+                    _("unknown unit {code}").format(code=repr(unit))
+                    + _did_you_mean(unit, settings.units),
                 )
             )
     return problems
@@ -489,7 +526,7 @@ def _check_match(m: Match, at: tuple, located: Located, settings: Settings) -> l
 
 def _did_you_mean(value: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(value, sorted(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return _(" (did you mean {value}?)").format(value=repr(close[0])) if close else ""
 
 
 # ----- what `watchdog check` adds: whom each stage reaches ------------------------------------
@@ -543,17 +580,28 @@ def check_rules(
                 for k, why in r.lost:
                     lost.setdefault(k, []).append((unit, why))
             if nobody:
-                case_names = [n.replace("_", " ") for n in stage.notify if n in CASE_RECIPIENTS]
-                what = (
-                    f"reaches only the {' and the '.join(case_names)} (nobody when the case has "
-                    f"{'none' if len(case_names) == 1 else 'neither'})"
-                    if case_names
-                    else "reaches nobody"
-                )
+                case_names = [
+                    _(_CASE_RECIPIENT_NAMES.get(n, n)) for n in stage.notify if n in CASE_RECIPIENTS
+                ]
+                if len(case_names) > 1:
+                    what = _("reaches only the {who} (nobody when the case has neither)").format(
+                        who=_("{first} and the {second}").format(
+                            first=case_names[0], second=case_names[1]
+                        )
+                    )
+                elif case_names:
+                    what = _("reaches only the {who} (nobody when the case has none)").format(
+                        who=case_names[0]
+                    )
+                else:
+                    what = _("reaches nobody")
                 problems.append(
                     located.error(
                         here,
-                        f"stage {policy.name}/{stage.id} {what}{_at_units(nobody, len(units))}",
+                        _("stage {stage} {what}").format(
+                            stage=f"{policy.name}/{stage.id}", what=what
+                        )
+                        + _at_units(nobody, len(units)),
                     )
                 )
             for k, gaps in lost.items():
@@ -566,8 +614,10 @@ def check_rules(
                     warnings.append(
                         located.error(
                             (*here, k),
-                            f"{name} reaches nobody{where}; stage {policy.name}/{stage.id} "
-                            "still reaches its other recipients there",
+                            _(
+                                "{name} reaches nobody{where}; stage {stage} still reaches its "
+                                "other recipients there"
+                            ).format(name=name, where=where, stage=f"{policy.name}/{stage.id}"),
                         )
                     )
     return problems
@@ -589,5 +639,12 @@ def _at_units(gaps: Sequence[tuple[str | None, str]], of: int) -> str:
     if gaps[0][0] is None:
         return f": {gaps[0][1]}"
     named = ", ".join(f"{unit} ({why})" for unit, why in gaps[:NAMED_UNITS])
-    more = f" and {len(gaps) - NAMED_UNITS} more" if len(gaps) > NAMED_UNITS else ""
-    return f" for cases at {len(gaps)} of the {of} units the policy matches: {named}{more}"
+    if len(gaps) > NAMED_UNITS:
+        named += _(" and {n} more").format(n=len(gaps) - NAMED_UNITS)
+    return _(" for cases at {n} of the {total} units the policy matches: {units}").format(
+        n=len(gaps), total=of, units=named
+    )
+
+
+# How `check_rules` names the recipients that depend on the case.
+_CASE_RECIPIENT_NAMES = {"assignee": N_("assignee"), "step_handler": N_("step handler")}

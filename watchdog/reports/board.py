@@ -15,10 +15,12 @@ from typing import Any
 
 from watchdog.config import Settings
 from watchdog.engine.deadline import CaseRecord, CaseState, State, open_state, timeline
+from watchdog.i18n import N_, STATES, _, finding_label, remaining, state_label
+from watchdog.reports.table import render_table
 from watchdog.store import Store
 from watchdog.store.cases import open_cases
 from watchdog.store.findings import NewFinding, record_findings
-from watchdog.timefmt import iso, show, show_working
+from watchdog.timefmt import iso, show
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,15 @@ class SkippedCase:
 
     @property
     def note(self) -> str:
-        """One line for stderr."""
-        return (
-            f"case {self.case.case_code}: skipped, its deadline cannot be computed "
-            f"({self.error}); recorded as finding {EVALUATION_ERROR}"
+        """One line for stderr; names the finding's kind as `watchdog findings --kind` takes it."""
+        return _(
+            "case {case}: left out, its deadline cannot be computed ({error}); recorded as "
+            'finding "{label}" ({kind})'
+        ).format(
+            case=self.case.case_code,
+            error=self.error,
+            label=finding_label(EVALUATION_ERROR),
+            kind=EVALUATION_ERROR,
         )
 
 
@@ -71,11 +78,9 @@ def record_skipped(store: Store, skipped: Sequence[SkippedCase], now: datetime) 
         record_findings(store, found, now)
     except Exception as e:
         log.warning(
-            "could not record %d %s finding(s): %s: %s",
-            len(found),
-            EVALUATION_ERROR,
-            type(e).__name__,
-            e,
+            _("could not record {n} finding(s) {kind}: {error}").format(
+                n=len(found), kind=EVALUATION_ERROR, error=f"{type(e).__name__}: {e}"
+            )
         )
 
 
@@ -122,22 +127,69 @@ def board(
 
 
 COLUMNS = ("case_code", "unit", "procedure", "assignee", "received", "due", "remaining", "state")
+HEADERS = {
+    "case_code": N_("Case"),
+    "unit": N_("Unit"),
+    "procedure": N_("Procedure"),
+    "assignee": N_("Assignee"),
+    "received": N_("Received on"),
+    "due": N_("Due"),
+    "remaining": N_("Remaining"),
+    "state": N_("State"),
+}
+
+
+def headers() -> dict[str, str]:
+    """The column titles in the current language."""
+    return {key: _(title) for key, title in HEADERS.items()}
+
+
+def counts(lines: Iterable[BoardLine]) -> str:
+    """One line of counts per state, most urgent first: "Quá hạn: 3 · Sắp đến hạn: 5 · ...".
+    A state without a due is named only when some case has none."""
+    found = {state: 0 for state in STATES}
+    for line in lines:
+        found[line.status.state.value] += 1
+    shown = [s for s in STATES if s != State.NO_DUE or found[s]]
+    return " · ".join(f"{state_label(s)}: {found[s]}" for s in shown)
+
+
+def render(lines: Sequence[BoardLine], settings: Settings) -> str:
+    """The board for people: the line of counts, a blank line, then the table."""
+    table = render_table(COLUMNS, as_rows(lines, settings), headers())
+    return f"{counts(lines)}\n\n{table}"
+
+
+NAME_WIDTH = 32  # a longer unit or official name is cut with "…" to keep the board readable
+
+
+def _named(code: str | None, names: dict[str, Any]) -> str:
+    """`STP.HC · Phòng Hành chính tư pháp`: the code people type, the name they read."""
+    if not code:
+        return ""
+    known = names.get(code)
+    if known is None:
+        return code
+    name = " ".join(known.name.split())
+    if len(name) > NAME_WIDTH:
+        name = name[: NAME_WIDTH - 1].rstrip() + "…"
+    return f"{code} · {name}"
 
 
 def as_rows(lines: Iterable[BoardLine], settings: Settings) -> Iterator[dict[str, Any]]:
-    """Human rows: dd/mm/yyyy HH:MM and working time in days and hours."""
+    """Human rows: names beside codes, dd/mm/yyyy HH:MM, remaining time in words, state names."""
     for line in lines:
         c, s = line.case, line.status
         cal = settings.calendar_for(c.unit_code)
         yield {
             "case_code": c.case_code,
-            "unit": c.unit_code,
+            "unit": _named(c.unit_code, settings.units),
             "procedure": c.procedure_code,
-            "assignee": c.assignee or "",
+            "assignee": _named(c.assignee, settings.officials),
             "received": show(c.received_at, cal.tz),
             "due": show(s.due, cal.tz),
-            "remaining": "" if s.remaining is None else show_working(s.remaining, cal.day_seconds),
-            "state": s.state.value,
+            "remaining": "" if s.remaining is None else remaining(s.remaining, cal.day_seconds),
+            "state": state_label(s.state.value),
         }
 
 

@@ -14,7 +14,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -22,7 +22,9 @@ from watchdog.clock import SystemClock
 from watchdog.config import Settings
 from watchdog.domain import CLOSED_WITHOUT_RESULT
 from watchdog.engine.deadline import CaseRecord, Timeline, is_open_at, timeline
+from watchdog.i18n import N_, _, decimal
 from watchdog.reports.board import SkippedCase, record_skipped, skipped_case
+from watchdog.reports.table import pad, width
 from watchdog.store import Store
 from watchdog.store.cases import cases_received_between
 
@@ -225,23 +227,51 @@ def to_csv(report: Report) -> str:
     return out.getvalue()
 
 
-TABLE_HEADER = ("Mã", "Tên", "Tiếp nhận", "Đúng hạn", "Trong hạn", "Trễ hạn", "Tỷ lệ đúng hạn (%)")
+TABLE_HEADER = (
+    N_("Received"),
+    N_("On time"),
+    N_("In progress"),
+    N_("Late"),
+    N_("On-time rate (%)"),
+)
+TABLE_FIRST = {
+    By.UNIT: (N_("Unit code"), N_("Unit")),
+    By.PROCEDURE: (N_("Procedure code"), N_("Procedure")),
+    By.OFFICIAL: (N_("Official ID"), N_("Name")),
+}
+TABLE_NAMES = {UNKNOWN_NAME: N_("(not in the configuration)"), UNASSIGNED: N_("(not assigned)")}
 
 
-def to_table(report: Report) -> str:
-    """Aligned text for a terminal, units indented under their parent, comma decimals."""
-    lines = [[*(_cells(r.key, "  " * r.depth + r.name, r.counts))] for r in report.rows]
-    lines.append(_cells("TOTAL", "Tổng cộng", report.total))
-    for cells in lines:
-        cells[6] = cells[6].replace(".", ",")
-    table = [list(TABLE_HEADER), *lines]
-    widths = [max(len(r[i]) for r in table) for i in range(len(TABLE_HEADER))]
+def to_table(report: Report, tz: tzinfo | None = None) -> str:
+    """Aligned text for a terminal in the current language: a title line with the period and
+    the as-of instant (in `tz`, default the as-of's own zone), units indented under their
+    parent, decimals as people write them (comma in Vietnamese)."""
+
+    def cells(key: str, name: str, c: Counts) -> list[str]:
+        rate = "" if c.rate is None else decimal(float(c.rate), 2)
+        counts = [str(c.received), str(c.on_time), str(c.in_progress), str(c.late)]
+        return [key, _(TABLE_NAMES[name]) if name in TABLE_NAMES else name, *counts, rate]
+
+    lines = [cells(r.key, r.name, r.counts) for r in report.rows]
+    for cells_, row in zip(lines, report.rows, strict=True):
+        cells_[1] = "  " * row.depth + cells_[1]
+    lines.append(["", _("Total"), *cells("", "", report.total)[2:]])
+    header = [_(t) for t in (*TABLE_FIRST[report.by], *TABLE_HEADER)]
+    table = [header, *lines]
+    widths = [max(width(r[i]) for r in table) for i in range(len(header))]
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-    out = []
-    for n, cells in enumerate(table):
+    as_of = report.as_of.astimezone(tz or report.as_of.tzinfo)
+    out = [
+        _("Cases received from {start} to {end}, as they stand at {as_of}").format(
+            start=report.start.strftime("%d/%m/%Y"),
+            end=report.end.strftime("%d/%m/%Y"),
+            as_of=as_of.strftime("%d/%m/%Y %H:%M"),
+        ),
+        "",
+    ]
+    for n, row in enumerate(table):
         text = "  ".join(
-            c.ljust(w) if i < 2 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            pad(c, w, right=i >= 2) for i, (c, w) in enumerate(zip(row, widths, strict=True))
         )
         out.append(text.rstrip())
         if n == 0 or n == len(table) - 2:

@@ -16,8 +16,9 @@ from watchdog.calendar import WorkingCalendar
 from watchdog.config import Settings
 from watchdog.domain import Status, fold, parse_channel, parse_status, procedure_code
 from watchdog.durations import Duration, Unit, compute_due
+from watchdog.i18n import _, integer
 from watchdog.store.cases import TEXT_LIMITS
-from watchdog.timefmt import FORMATS_HELP, MAX_YEAR, MIN_YEAR, parse_when
+from watchdog.timefmt import FORMATS_HELP, MAX_YEAR, MIN_YEAR, parse_when, show
 
 REQUIRED = ("case_code", "procedure_code", "unit_code", "received_at")
 INSTANTS = ("received_at", "due_at", "finished_at", "returned_at", "step_started_at", "updated_at")
@@ -301,8 +302,10 @@ class Lookups:
         if ids:
             problems.warn(
                 name,
-                f"{value!r} is the name of {len(ids)} officials ({', '.join(ids)}); kept as "
-                "given: write the official's id",
+                _(
+                    "{value} is the name of {n} officials ({ids}); kept as given: write the "
+                    "official's id"
+                ).format(value=repr(value), n=len(ids), ids=", ".join(ids)),
             )
         return value
 
@@ -336,8 +339,10 @@ def excel_serial(value: float | int) -> datetime | date | str:
             return str(whole)  # 20260302 or 20260302080000: parse_when reads or refuses it
     if not 0 < value < _EXCEL_LAST or 60 <= value < 61:
         raise ValueError(
-            f"the number {value!r} is no date: a date column takes a date cell, a day number "
-            f"of Excel (such as 46084.375 for 03/03/2026 09:00) or a text as {FORMATS_HELP}"
+            _(
+                "the number {value} is no date: a date column takes a date cell, a day number "
+                "of Excel (such as 46084.375 for 03/03/2026 09:00) or a text as {formats}"
+            ).format(value=repr(value), formats=FORMATS_HELP)
         )
     seconds = round(value * 86400)
     if value < 60:  # 01/01/1900 - 28/02/1900, before Lotus's phantom leap day
@@ -395,9 +400,9 @@ def normalize_case(
     if out["case_code"] is None or out["procedure_code"] is None or out["unit_code"] is None:
         for name in REQUIRED[:3]:
             if name not in unstorable and out[name] is None:
-                problems.add(name, "required value is missing")
+                problems.add(name, _("required value is missing"))
     if "received_at" not in unstorable and _blank(get("received_at")):
-        problems.add("received_at", "required value is missing")
+        problems.add("received_at", _("required value is missing"))
     if out["procedure_code"] is not None:
         try:
             out["procedure_code"] = lookups.procedure_code(get("procedure_code"))
@@ -413,7 +418,12 @@ def normalize_case(
         if value.__class__ is datetime and value.tzinfo is None and value.hour | value.minute:
             when = value.replace(tzinfo=tz)  # a spreadsheet's date cell (parse_when, inlined)
             if not MIN_YEAR <= when.year <= MAX_YEAR:
-                problems.add(name, f"year {when.year} is outside {_YEARS}: {value!r}")
+                problems.add(
+                    name,
+                    _("year {year} is outside {years}: {value}").format(
+                        year=when.year, years=_YEARS, value=repr(value)
+                    ),
+                )
                 continue
         else:
             try:
@@ -427,7 +437,12 @@ def normalize_case(
             when = calendar.standard_close(when) if name == "due_at" else _midnight(when, tz)
         elif when.year in _EDGE_YEARS and not (MIN_YEAR <= calendar.local(when).year <= MAX_YEAR):
             # e.g. 31/12/2200 23:00 -05:00 is already 2201 on the calendar's clock
-            problems.add(name, f"falls outside the calendar's supported years {_YEARS}: {value!r}")
+            problems.add(
+                name,
+                _("falls outside the calendar's supported years {years}: {value}").format(
+                    years=_YEARS, value=repr(value)
+                ),
+            )
             continue
         out[name] = when
     for name in TEXTS:
@@ -449,7 +464,12 @@ def normalize_case(
     for name, limit in _MAX_LENGTH_ITEMS:
         value = out[name]
         if value is not None and len(value) > limit:
-            problems.add(name, f"is {len(value):,} characters long, at most {limit:,} are kept")
+            problems.add(
+                name,
+                _("is {length} characters long, at most {limit} are kept").format(
+                    length=integer(len(value)), limit=integer(limit)
+                ),
+            )
     status = None
     raw_status = get("status")
     if not _blank(raw_status):
@@ -477,7 +497,7 @@ def _date_reason(e: ValueError) -> str:
     reason = str(e)
     if FORMATS_HELP in reason or reason.startswith("year "):
         return reason
-    return f"{reason}; expected a date as {FORMATS_HELP}"
+    return _("{reason}; expected a date as {formats}").format(reason=reason, formats=FORMATS_HELP)
 
 
 # Longest value accepted in any field, whatever its column (applicant_name is unbounded text in
@@ -511,11 +531,14 @@ def _unstorable(raw: Mapping[str, Any], problems: RowProblems) -> set[str]:
         if not isinstance(value, str):
             continue
         if "\x00" in value:
-            problems.add(name, "contains a NUL character (\\x00), which a database cannot store")
+            problems.add(name, _("contains a NUL character (\\x00), which a database cannot store"))
             bad.add(name)
         elif len(value) > MAX_FIELD_CHARS:
             problems.add(
-                name, f"is {len(value):,} characters long, at most {MAX_FIELD_CHARS:,} are accepted"
+                name,
+                _("is {length} characters long, at most {limit} are accepted").format(
+                    length=integer(len(value)), limit=integer(MAX_FIELD_CHARS)
+                ),
             )
             bad.add(name)
     return bad
@@ -547,11 +570,18 @@ def _check_computable(
                 compute_due(calendar, received, limit, start)
         except (ValueError, OverflowError) as e:
             what = (
-                f"the due under procedure {procedure.code} ({limit})"
+                _("the due under procedure {code} ({limit})").format(
+                    code=procedure.code, limit=limit
+                )
                 if procedure is not None
-                else "the start of the clock"
+                else _("the start of the clock")
             )
-            problems.add("received_at", f"{what} falls outside the calendar's years {_YEARS}: {e}")
+            problems.add(
+                "received_at",
+                _("{what} falls outside the calendar's years {years}: {why}").format(
+                    what=what, years=_YEARS, why=e
+                ),
+            )
             return
     step, started = out.get("current_step"), out.get("step_started_at")
     if procedure is None or not step or started is None or not procedure.steps:
@@ -566,7 +596,9 @@ def _check_computable(
     except (ValueError, OverflowError) as e:
         problems.add(
             "step_started_at",
-            f"the due of step {step} ({allot}) falls outside the calendar's years {_YEARS}: {e}",
+            _(
+                "the due of step {step} ({allot}) falls outside the calendar's years {years}: {why}"
+            ).format(step=step, allot=allot, years=_YEARS, why=e),
         )
 
 
@@ -617,7 +649,12 @@ def _settle_status(status: Status | None, out: dict, problems: RowProblems) -> S
             out["finished_at"] = out["returned_at"]
         if (status is Status.FINISHED or status is Status.RETURNED) and out["finished_at"] is None:
             needs = "returned_at" if status is Status.RETURNED else "finished_at"
-            problems.add(needs, f"required when the status is {int(status)} ({status.label})")
+            problems.add(
+                needs,
+                _("required when the status is {code} ({label})").format(
+                    code=int(status), label=status.label
+                ),
+            )
     return status
 
 
@@ -634,6 +671,10 @@ def _check_order(out: dict, problems: RowProblems) -> None:
             continue
         if name != "step_started_at" and t.time() == time(0) and t.date() >= day_received:
             continue  # a date-only finish on the day of receipt (kept as its midnight)
-        problems.add(name, f"is before received_at ({received.isoformat()})")
+        problems.add(name, _before_received(received))
     if out["due_at"] is not None and out["due_at"] < received:
-        problems.add("due_at", f"is before received_at ({received.isoformat()})")
+        problems.add("due_at", _before_received(received))
+
+
+def _before_received(received: datetime) -> str:
+    return _("is before received_at ({received})").format(received=show(received, received.tzinfo))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from watchdog.config import Settings
+from watchdog.i18n import _, integer
 from watchdog.sources.fields import (
     REQUIRED,
     RowProblems,
@@ -100,8 +101,11 @@ class Header:
             canon = canonical_field(name)
             if canon in seen:
                 raise ImportFileError(
-                    f"{file}: header row {row}: columns {seen[canon]!r} and {name!r} both "
-                    f"mean {canon}"
+                    _(
+                        "{file}: header row {row}: columns {first} and {second} both mean {field}"
+                    ).format(
+                        file=file, row=row, first=repr(seen[canon]), second=repr(name), field=canon
+                    )
                 )
             if canon is None and name and not is_known_unused(name):
                 ignored.append(name)
@@ -111,8 +115,14 @@ class Header:
         missing = [f for f in REQUIRED if f not in seen]
         if missing:
             raise ImportFileError(
-                f"{file}: missing required column(s): {', '.join(missing)} "
-                f"(header row {row} has: {', '.join(n for n in names if n) or 'nothing'})"
+                _(
+                    "{file}: missing required column(s): {missing} (header row {row} has: {names})"
+                ).format(
+                    file=file,
+                    missing=", ".join(missing),
+                    row=row,
+                    names=", ".join(n for n in names if n) or _("nothing"),
+                )
             )
         return cls(fields, names, row), ignored
 
@@ -175,17 +185,20 @@ class HeaderFinder:
     def failed(self, rows_seen: int) -> ImportFileError:
         """The file error when no row of the top HEADER_SCAN_ROWS named every required column."""
         if self.best is not None:
-            _, row, texts = self.best
+            _score, row, texts = self.best
             try:
                 Header.parse(texts, self.file, row)
             except ImportFileError as e:  # names the missing columns of the likeliest row
                 return e
         if rows_seen == 0:
-            return ImportFileError(f"{self.file}: no header row found (the file is empty)")
+            return ImportFileError(
+                _("{file}: no header row found (the file is empty)").format(file=self.file)
+            )
         return ImportFileError(
-            f"{self.file}: no header row found in the first {HEADER_SCAN_ROWS} rows: none "
-            f"names the required columns {', '.join(REQUIRED)} (or Mã hồ sơ, Mã TTHC, Đơn vị, "
-            "Ngày tiếp nhận)"
+            _(
+                "{file}: no header row found in the first {n} rows: none names the required "
+                "columns {columns} (or Mã hồ sơ, Mã TTHC, Đơn vị, Ngày tiếp nhận)"
+            ).format(file=self.file, n=HEADER_SCAN_ROWS, columns=", ".join(REQUIRED))
         )
 
 
@@ -213,7 +226,9 @@ class TextEncoding:
             b"    ".decode(codec, "ignore")  # LookupError for non-text codecs such as base64
         except LookupError:
             raise ImportFileError(
-                f"{path}: unknown encoding {encoding!r}; use utf-8 (the default), cp1258 or utf-16"
+                _(
+                    "{file}: unknown encoding {encoding}; use utf-8 (the default), cp1258 or utf-16"
+                ).format(file=path, encoding=repr(encoding))
             ) from None
         with path.open("rb") as f:
             head = f.read(4)
@@ -256,15 +271,25 @@ class TextEncoding:
         row = lines + data[: e.start].decode(self.codec, errors="replace").count("\n") + 1
         bad = " ".join(f"0x{b:02x}" for b in data[e.start : e.end])
         if self.codec == "cp1258":
-            hint = "check its encoding, or re-save it as UTF-8 (CSV UTF-8)"
+            hint = _("check its encoding, or re-save it as UTF-8 (CSV UTF-8)")
         else:
-            hint = (
+            hint = _(
                 "if it comes from older Vietnamese software, try --encoding cp1258; "
                 "otherwise re-save it as UTF-8 (CSV UTF-8)"
             )
         return ImportFileError(
-            f"{path}: row {row} is not valid {self.label} (byte offset {offset:,}: "
-            f"{bad}, {e.reason}); nothing was imported; {hint}"
+            _(
+                "{file}: row {row} is not valid {encoding} (byte offset {offset}: {bytes}, "
+                "{reason}); nothing was imported; {hint}"
+            ).format(
+                file=path,
+                row=row,
+                encoding=self.label,
+                offset=integer(offset),
+                bytes=bad,
+                reason=e.reason,
+                hint=hint,
+            )
         )
 
 
@@ -287,7 +312,11 @@ def _csv_rows(path: Path, encoding: TextEncoding) -> Iterator[tuple[int, list[An
             for n, cells in enumerate(csv.reader(lines, csv.excel, delimiter=delimiter), start=1):
                 yield n, cells
         except csv.Error as e:
-            raise ImportFileError(f"{path}: row {n + 1} is not readable CSV: {e}") from e
+            raise ImportFileError(
+                _("{file}: row {row} is not readable CSV: {why}").format(
+                    file=path, row=n + 1, why=e
+                )
+            ) from e
 
 
 # The first bytes of each kind of file a spreadsheet export may really be.
@@ -338,16 +367,21 @@ def _unreadable(path: Path, error: Exception) -> ImportFileError:
     kind = {".xls": "XLS", ".ods": "ODS", ".xlsb": "XLSB"}.get(path.suffix.lower(), "XLSX")
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith(b"<"):  # HTML, or Excel 2003 XML: tables some software names .xls
-        what = "an XML file" if text.startswith(b"<?xml") else "an HTML page"
+        what = _("an XML file") if text.startswith(b"<?xml") else _("an HTML page")
         return ImportFileError(
-            f"{path}: {what} named {path.suffix}, not a workbook: open it in Excel or "
-            "LibreOffice and save it as .xlsx, or export CSV"
+            _(
+                "{file}: {what} named {suffix}, not a workbook: open it in Excel or LibreOffice "
+                "and save it as .xlsx, or export CSV"
+            ).format(file=path, what=what, suffix=path.suffix)
         )
     if head.startswith(_OLE) and path.suffix.lower() != ".xls":
-        hint = "; an old Excel file (XLS) named otherwise: try naming it .xls"
+        hint = _("; an old Excel file (XLS) named otherwise: try naming it .xls")
     else:
         hint = ""
-    return ImportFileError(f"{path}: not a readable {kind} workbook: {error}{hint}")
+    return ImportFileError(
+        _("{file}: not a readable {kind} workbook: {why}").format(file=path, kind=kind, why=error)
+        + hint
+    )
 
 
 def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, list[Any]]]:
@@ -360,7 +394,9 @@ def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, list[A
     if suffix in SPREADSHEET_SUFFIXES:
         return _spreadsheet_rows(path)
     raise ImportFileError(
-        f"{path}: expected a .csv, .xlsx, .xlsm, .xlsb, .xls or .ods file, got {suffix or 'none'}"
+        _("{file}: expected a .csv, .xlsx, .xlsm, .xlsb, .xls or .ods file, got {suffix}").format(
+            file=path, suffix=suffix or _("none")
+        )
     )
 
 
@@ -381,7 +417,8 @@ class Progress:
         self.last = now
         rate = rows / max(now - self.start, 1e-9)
         end = "\n" if final else ""
-        self.stream.write(f"\r{self.label}: {rows:,} rows ({rate:,.0f} rows/s){end}")
+        said = _("{rows} rows ({rate} rows/s)").format(rows=integer(rows), rate=integer(rate))
+        self.stream.write(f"\r{self.label}: {said}{end}")
         self.stream.flush()
 
 
@@ -404,12 +441,12 @@ class CaseRows:
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any], RowProblems]]:
         path, settings = self.path, self.settings
         if not path.exists():
-            raise ImportFileError(f"{path}: no such file")
+            raise ImportFileError(_("{file}: no such file").format(file=path))
         encoding = self.encoding or settings.config.import_.encoding
         try:
             rows = read_rows(path, encoding)
         except OSError as e:
-            raise ImportFileError(f"{path}: cannot read: {e}") from e
+            raise ImportFileError(_("{file}: cannot read: {why}").format(file=path, why=e)) from e
         spreadsheet = path.suffix.lower() in SPREADSHEET_SUFFIXES
         finder = HeaderFinder(str(path))
         header: Header | None = None
@@ -439,14 +476,21 @@ class CaseRows:
                     raw = {f: cells[i] for f, i in columns if i < have}
                 problems = RowProblems()
                 if have > width and any(cells[width:]):
-                    problems.add("", f"has {have} cells, the header has {width}")
+                    problems.add(
+                        "",
+                        _("has {have} cells, the header has {width}").format(
+                            have=have, width=width
+                        ),
+                    )
                 yield n, normalize_case(raw, settings, problems, spreadsheet=spreadsheet), problems
             if header is None:
                 raise finder.failed(n)
         except (UnicodeDecodeError, csv.Error) as e:  # the file changed after its check
-            raise ImportFileError(f"{path}: cannot read as CSV: {e}") from e
+            raise ImportFileError(
+                _("{file}: cannot read as CSV: {why}").format(file=path, why=e)
+            ) from e
         except (OSError, io.UnsupportedOperation) as e:
-            raise ImportFileError(f"{path}: cannot read: {e}") from e
+            raise ImportFileError(_("{file}: cannot read: {why}").format(file=path, why=e)) from e
 
 
 def import_file(
@@ -476,8 +520,11 @@ def import_file(
 
     def located(n: int, canon: str, reason: str) -> str:
         header = source.header
-        col = f", column {header.column_name(canon)}" if canon and header else ""
-        return f"{path.name}: row {n}{col}: {reason}"
+        if canon and header:
+            return _("{file}: row {row}, column {column}: {reason}").format(
+                file=path.name, row=n, column=header.column_name(canon), reason=reason
+            )
+        return _("{file}: row {row}: {reason}").format(file=path.name, row=n, reason=reason)
 
     def reject(n: int, problems: list[tuple[str, str]]) -> None:
         report.rejected += 1
@@ -493,7 +540,10 @@ def import_file(
         # validation should leave nothing for the database to refuse; if it still does, the
         # row is rejected like any other (the store wrote the rest of the batch)
         for pos, reason in result.refused:
-            reject(batch_rows[pos], [("", f"the database refused it: {reason}")])
+            reject(
+                batch_rows[pos],
+                [("", _("the database refused it: {why}").format(why=reason))],
+            )
         batch.clear()
         batch_rows.clear()
 
@@ -503,7 +553,7 @@ def import_file(
             reject(n, problems.problems)
             continue
         for canon, reason in problems.warnings:
-            msg = located(n, canon, f"warning: {reason}")
+            msg = located(n, canon, _("warning: {problem}").format(problem=reason))
             report.warnings.append(msg)
             if on_problem:
                 on_problem(msg)
