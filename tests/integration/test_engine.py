@@ -261,14 +261,23 @@ def test_next_check_at_is_indexed_and_closed_cases_drop_out(
 
 
 def test_worker_processes_write_what_one_process_writes(
-    store: Store, db_url: str, province: Path, tmp_path: Path
+    store: Store, db_url: str, province: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from watchdog.engine import runner
+
     settings = load_settings(province, env={})
     cases = [
         CASE | {"case_code": f"HS-{i}", "received_at": f"0{1 + i % 9}/11/2026 09:00"}
         for i in range(150)
     ]
     load(store, settings, cases, at("02/11/2026 09:00"))
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("evaluated in the main process, not in a worker")
+
+    # The workers are new interpreters (spawn) with the real function: with workers=2 nothing
+    # may be evaluated here, or the test would pass with the pool unused.
+    monkeypatch.setattr(runner, "evaluate_facts", not_here)
     with Engine(
         Store.open(db_url, migrate=False),
         settings,
@@ -280,6 +289,7 @@ def test_worker_processes_write_what_one_process_writes(
         assert (
             pooled.replan_all(at("16/11/2026 10:00")).evaluated == 150
         )  # nothing new: written once
+    monkeypatch.undo()
     assert report.evaluated == 150 and report.batches == 4
     pooled_keys = firing_keys(store)
 
@@ -338,6 +348,9 @@ def test_a_tick_drains_every_batch_whatever_the_server_time_zone(
         load_rules(load_settings(province, env={}), env={}),
         batch_size=2,
     )
+    if url.startswith("postgresql"):  # the option reached the server: not a silent UTC run
+        with e.store.read() as conn:
+            assert conn.exec_driver_sql("SHOW timezone").scalar() == "Asia/Ho_Chi_Minh"
     load(
         store,
         e.settings,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from watchdog.config import load_settings
 from watchdog.store import Store, schema
@@ -82,26 +82,81 @@ def test_event_ids_are_unique_per_case(store: Store) -> None:
         assert conn.execute(select(func.count()).select_from(schema.case_events)).scalar_one() == 2
 
 
+STEPS = """\
+  - code: "3.000001"
+    name: Thủ tục có bước
+    limit: 5 working_days
+    steps:
+      - {code: B1, name: Tiếp nhận, allot: 1 working_day}
+      - {code: B2, name: Thẩm định, allot: 4 working_hours}
+"""
+
+
 def test_sync_directory_marks_removed_entries_inactive(
     store: Store, small_config: Path, tmp_path: Path
 ) -> None:
+    small_config.write_text(small_config.read_text(encoding="utf-8") + STEPS, encoding="utf-8")
     settings = load_settings(small_config, env={})
-    assert sync_directory(store, settings) == {"units": 4, "officials": 3, "procedures": 3}
-    smaller = small_config.read_text(encoding="utf-8").replace(
-        "  - {code: SXD, name: Sở Xây dựng, parent: T}\n", ""
-    )
-    path = tmp_path / "smaller.yaml"
-    path.write_text(smaller, encoding="utf-8")
-    sync_directory(store, load_settings(path, env={}))
+    assert sync_directory(store, settings) == {"units": 4, "officials": 3, "procedures": 4}
+    p = schema.procedure_steps.c
     with store.engine.connect() as conn:
-        active = dict(conn.execute(select(schema.units.c.code, schema.units.c.active)).all())
-        heads = conn.execute(
-            select(schema.units.c.heads).where(schema.units.c.code == "STP")
-        ).scalar_one()
+        steps = conn.execute(select(p.procedure_code, p.seq, p.code, p.allot).order_by(p.seq))
+        assert [tuple(r) for r in steps] == [
+            ("3.000001", 1, "B1", "1 working_days"),
+            ("3.000001", 2, "B2", "4 working_hours"),
+        ]
+    # SXD, the official chuyenvien and the procedure with steps leave the YAML
+    smaller = (
+        small_config.read_text(encoding="utf-8")
+        .replace("  - {code: SXD, name: Sở Xây dựng, parent: T}\n", "")
+        .replace(STEPS, "")
+    )
+    smaller = "\n".join(line for line in smaller.splitlines() if "id: chuyenvien" not in line)
+    smaller = smaller.replace(", deputy: chuyenvien", "")
+    path = tmp_path / "smaller.yaml"
+    path.write_text(smaller + "\n", encoding="utf-8")
+    assert sync_directory(store, load_settings(path, env={})) == {
+        "units": 3,
+        "officials": 2,
+        "procedures": 3,
+    }
+    u, o, pr = schema.units.c, schema.officials.c, schema.procedures.c
+    with store.engine.connect() as conn:
+        active = dict(conn.execute(select(u.code, u.active)).all())
+        officials = dict(conn.execute(select(o.id, o.active)).all())
+        procedures = dict(conn.execute(select(pr.code, pr.active)).all())
+        heads = conn.execute(select(u.heads).where(u.code == "STP")).scalar_one()
         steps = conn.execute(select(func.count()).select_from(schema.procedure_steps)).scalar_one()
     assert active == {"T": True, "STP": True, "STP.HC": True, "SXD": False}
+    assert officials == {"lanhdao": True, "truongphong": True, "chuyenvien": False}
+    assert procedures == {"2.000488": True, "1.000001": True, "1.000002": True, "3.000001": False}
     assert heads == ["lanhdao"]
-    assert steps == 0
+    assert steps == 0  # the steps of a procedure no longer configured are gone
+
+
+def test_a_sqlite_write_transaction_holds_the_write_lock_from_its_begin(tmp_path: Path) -> None:
+    """store.begin() is BEGIN IMMEDIATE on SQLite: what it reads stays true until it commits,
+    because no other writer can start in between; store.read() blocks no writer. (The import's
+    row-by-row retry hides a deferred BEGIN from the concurrency tests, so it is checked here.)"""
+    import sqlite3
+
+    db = tmp_path / "lock.db"
+    store = Store.open(f"sqlite:///{db}")
+    other = sqlite3.connect(db, timeout=0, isolation_level=None)
+    try:
+        with store.begin() as conn:
+            conn.execute(select(func.count()).select_from(schema.cases)).scalar_one()  # a read
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # free again once committed
+        other.execute("ROLLBACK")
+        with store.read() as conn:
+            conn.execute(select(func.count()).select_from(schema.cases)).scalar_one()
+            other.execute("BEGIN IMMEDIATE")  # a reader does not hold the write lock
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+        store.close()
 
 
 def test_sqlite_runs_in_wal_mode_and_migrates_on_first_use(tmp_path: Path) -> None:
@@ -118,6 +173,16 @@ def test_postgres_is_not_migrated_silently(postgres_url: str) -> None:
 
     with pytest.raises(SchemaOutdated, match="watchdog db upgrade"):
         Store.open(postgres_url)
+    engine = create_engine(postgres_url)
+    try:  # and it did not migrate before saying so: the schema is still empty
+        assert current_revision(engine) is None
+        with engine.connect() as conn:
+            tables = conn.execute(
+                text("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
+            ).scalar_one()
+        assert tables == 0
+    finally:
+        engine.dispose()
 
 
 def test_set_next_checks_reads_back_as_written(store: Store) -> None:

@@ -29,9 +29,16 @@ def test_example_config_is_accepted() -> None:
     settings = load_settings(ROOT / "config.example.yaml", env={})
     assert len(settings.config.procedures) >= 10
     assert settings.units and settings.officials
-    # every unit reaches the root through known parents, in tree order
-    order = [u.code for _, u in settings.unit_tree()]
+    # every unit reaches the root through known parents, in tree order: once each, a parent
+    # before its children, one level deeper than it (a flat list of the units passed before)
+    tree = [(depth, u.code, u.parent) for depth, u in settings.unit_tree()]
+    order = [code for _, code, _ in tree]
     assert sorted(order) == sorted(settings.units)
+    depth_of = {}
+    for depth, code, parent in tree:
+        assert depth == (0 if parent is None else depth_of[parent] + 1), code
+        depth_of[code] = depth
+    assert max(depth_of.values()) >= 1  # the example has a tree, not only roots
 
 
 def test_typed_values(tmp_path: Path) -> None:
@@ -54,12 +61,15 @@ procedures:
     assert cal.office_hours == ((time(7, 30), time(11, 30)), (time(13, 0), time(17, 0)))
     assert cal.cutoff == time(16, 0)
     assert cal.extra_holidays == (date(2026, 12, 31),)
+    assert cal.saturday_morning is True
     p = s.procedures["1.1"]
     assert p.limit == Duration(15, Unit.WORKING_DAYS)
     assert p.steps[0].allot == Duration(4, Unit.WORKING_HOURS)
     assert s.calendar_for("U").day_seconds == 8 * 3600
     assert not s.calendar_for("U").is_working_day(date(2026, 12, 31))
     assert s.calendar_for("U").is_working_day(date(2026, 12, 27))
+    assert s.calendar_for("U").cutoff == time(16, 0)
+    assert s.calendar_for("U").is_reception_day(date(2026, 12, 26))  # a Saturday morning
 
 
 def test_env_expansion_with_default_and_missing(tmp_path: Path) -> None:
@@ -74,6 +84,9 @@ channels:
     s = load_settings(path, env={"BOT_TOKEN": "123:abc"})
     assert s.config.channels.telegram.token == "123:abc"
     assert s.database_url == f"sqlite:///{tmp_path / 'var/x.db'}"
+    # a variable that is set wins over the default
+    s = load_settings(path, env={"BOT_TOKEN": "1:x", "DB_URL": "postgresql://h/wd"})
+    assert s.database_url == "postgresql://h/wd"
     [problem] = problems_of(path, env={})
     assert problem == (
         f"{path}:4: channels.telegram.token: environment variable BOT_TOKEN is not set "

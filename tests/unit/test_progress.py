@@ -36,3 +36,32 @@ def test_quiet_when_not_a_terminal() -> None:
     p.update(5_000)
     p.update(6_000, final=True)
     assert out.getvalue() == ""
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_shown_on_a_terminal_without_being_told() -> None:
+    """The other side of "quiet when not a terminal": a person watching sees it. Without this
+    test a progress line that never showed (the tty check always false) passed everything."""
+    out, clock = Terminal(), Clock()
+    p = Progress("importing", stream=out, clock=clock)
+    clock.t = 3.0
+    p.update(6_000)
+    assert out.getvalue() == "\rimporting: 6,000 rows (2,000/s)"
+
+
+def test_refreshed_at_most_twice_a_second() -> None:
+    out, clock = io.StringIO(), Clock()
+    p = Progress("re-planning", unit="cases", stream=out, enabled=True, clock=clock)
+    clock.t = 2.0
+    p.update(2_000)
+    clock.t = 2.4  # 0.4 s after the last line: not redrawn
+    p.update(2_400)
+    assert out.getvalue() == "\rre-planning: 2,000 cases (1,000/s)"
+    clock.t = 2.5
+    p.update(2_500)
+    assert out.getvalue().endswith("\rre-planning: 2,500 cases (1,000/s)")
+    assert out.getvalue().count("\r") == 2
