@@ -225,7 +225,13 @@ class _Refused(Exception):
 
 
 def _write_cases(store, rows, decide, now, source) -> CaseWrite:
-    from sqlalchemy.exc import DataError, IntegrityError, StatementError
+    from sqlalchemy.exc import (
+        DataError,
+        IntegrityError,
+        InterfaceError,
+        OperationalError,
+        StatementError,
+    )
 
     out = CaseWrite()
     if not rows:
@@ -265,7 +271,10 @@ def _write_cases(store, rows, decide, now, source) -> CaseWrite:
                     for e in evs
                 ]
                 store.upsert(conn, schema.case_events, event_rows, ["case_id", "event_id"], [])
+    except (OperationalError, InterfaceError):
+        raise  # the database itself is unwell (locked, gone): not a value it refused
     except (DataError, IntegrityError, StatementError) as e:
+        # StatementError also covers a value our own column types refuse when binding
         raise _Refused(str(getattr(e, "orig", None) or e).splitlines()[0]) from e
     return out
 
