@@ -218,7 +218,8 @@ def cmd_due(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from watchdog.sources.fileimport import Progress, import_file
+    from watchdog.progress import Progress
+    from watchdog.sources.fileimport import import_file
     from watchdog.store.directory import sync_directory
 
     settings = _settings(args)
@@ -232,7 +233,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         path,
         _clock(args, settings).now(),
         dry_run=args.dry_run,
-        progress=Progress(_("importing {file}").format(file=path.name)),
+        progress=Progress(_("importing {file}").format(file=path.name), unit=_("rows")),
         on_problem=_err,
         **({"encoding": args.encoding} if args.encoding else {}),
     )
@@ -354,7 +355,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         )
     engine = Engine(store, settings, rules)
-    planned = engine.ensure_planned(now)
+    progress = _planning_progress(engine, store, rules.hash)
+    planned = engine.ensure_planned(now, progress=progress.update if progress else None)
+    if progress is not None and progress.shown:  # the line took long enough to be shown
+        progress.update(planned.evaluated, final=True)
     if planned.batches:
         _err(
             _("rules {hash}: {n} open case(s) planned").format(hash=rules.hash, n=planned.evaluated)
@@ -377,6 +381,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     sys.stdout.write(render(lines, settings))
     _err(_("{cases} at {time}").format(cases=_open_cases(len(lines)), time=show(now, tz)))
     return EXIT_OK
+
+
+def _planning_progress(engine, store, rules_hash: str):
+    """A progress line for a re-plan of every open case (new rules: minutes for a province), on
+    a terminal only: cron stays quiet, and counting the cases is skipped there."""
+    from watchdog.progress import Progress
+    from watchdog.store.cases import count_open_cases
+
+    if not sys.stderr.isatty() or not engine.rules_changed():
+        return None
+    label = _("planning rules {hash}").format(hash=rules_hash)
+    return Progress(label, total=count_open_cases(store), unit=_("cases"))
 
 
 SIMULATE_COLUMNS = ("at", "recipient", "channel", "stages", "cases", "first case")
