@@ -577,7 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STATE",
         help=_("only cases in this state: {states}").format(states=states),
     )
-    sp.add_argument("--format", choices=["table", "jsonl"], default="table")
+    sp.add_argument(
+        "--format",
+        choices=["table", "jsonl"],
+        default="table",
+        help=_("table for people (default) or jsonl for programs"),
+    )
     sp.add_argument("--now", metavar="T", help=_("evaluate as if the time were this instant"))
 
     sp = command("report", cmd_report, _("on-time figures for cases received in a period"))
@@ -588,9 +593,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help=_("state taken at this instant (default: end of D2, or now if earlier)"),
     )
-    sp.add_argument("--by", choices=["unit", "procedure", "official"], default="unit")
-    sp.add_argument("--metric", choices=["portal", "766"], default="portal")
-    sp.add_argument("--format", choices=["table", "csv", "xlsx", "html"], default="table")
+    sp.add_argument(
+        "--by",
+        choices=["unit", "procedure", "official"],
+        default="unit",
+        help=_("one row per unit (default), procedure or official"),
+    )
+    sp.add_argument(
+        "--metric",
+        choices=["portal", "766"],
+        default="portal",
+        help=_("portal: the on-time table of the public service portal (766: not yet)"),
+    )
+    sp.add_argument(
+        "--format",
+        choices=["table", "csv", "xlsx", "html"],
+        default="table",
+        help=_("table for people (default) or csv (xlsx, html: not yet)"),
+    )
     sp.add_argument("--out", metavar="FILE", help=_("write to this file instead of stdout"))
 
     sp = command(
@@ -599,12 +619,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--from", dest="date_from", required=True, metavar="T1")
     sp.add_argument("--to", dest="date_to", required=True, metavar="T2")
     sp.add_argument("--step", default="15m", help=_("tick interval (default 15m)"))
-    sp.add_argument("--format", choices=["table", "jsonl"], default="table")
+    sp.add_argument(
+        "--format",
+        choices=["table", "jsonl"],
+        default="table",
+        help=_("table for people (default) or jsonl for programs"),
+    )
 
     kinds = ", ".join(i18n.FINDINGS)
     sp = command("findings", cmd_findings, _("data-quality findings for the admin"))
     sp.add_argument("--kind", help=_("only this kind: {kinds}").format(kinds=kinds))
-    sp.add_argument("--format", choices=["table", "jsonl"], default="table")
+    sp.add_argument(
+        "--format",
+        choices=["table", "jsonl"],
+        default="table",
+        help=_("table for people (default) or jsonl for programs"),
+    )
 
     sp = command("run", cmd_run, _("the daemon"))
     sp.add_argument("--once", action="store_true", help=_("one full pass, then exit"))
