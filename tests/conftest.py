@@ -15,6 +15,10 @@ from urllib.parse import quote
 
 import pytest
 
+# Tests assert the English text of messages (the msgids); tests/unit/test_i18n.py and
+# tests/acceptance/test_lang.py choose their language themselves. Subprocesses inherit it.
+os.environ["WATCHDOG_LANG"] = "en"
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ENV = "WATCHDOG_TEST_DATABASE_URL"
 

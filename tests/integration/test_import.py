@@ -134,7 +134,7 @@ def test_csv_with_vietnamese_headers_keeps_good_rows_and_names_bad_ones(
     ) in p
     assert p[-1] == (
         "hoso.csv: row 9, column Ngày kết thúc xử lý (finished_at): "
-        "is before received_at (2026-03-05T08:00:00+07:00)"
+        "is before received_at (05/03/2026 08:00)"
     )
 
     cases = stored(store)
