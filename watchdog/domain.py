@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from watchdog.i18n import _
+
 
 class Status(IntEnum):
     """Case status codes of the national portal (TrangThaiHoSo)."""
@@ -95,7 +97,11 @@ def parse_status(value: object) -> Status:
         return Status(int(text))
     found = _STATUS_BY_NAME.get(fold(text))
     if found is None:
-        raise ValueError(f"expected a portal status code 1-10 or its name, got {value!r}")
+        raise ValueError(
+            _("expected a portal status code 1-10 or its name, got {value}").format(
+                value=repr(value)
+            )
+        )
     return found
 
 
@@ -114,7 +120,9 @@ def procedure_code(value: object) -> str:
     truncating it.
     """
     if isinstance(value, bool):
-        raise ValueError(f"expected a procedure code such as 1.012790, got {value!r}")
+        raise ValueError(
+            _("expected a procedure code such as 1.012790, got {value}").format(value=repr(value))
+        )
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -123,8 +131,10 @@ def procedure_code(value: object) -> str:
         text = f"{value:.6f}"
         if float(text) != value or not _NATIONAL_CODE.match(text):
             raise ValueError(
-                f"the number {value!r} is no national TTHC code (d.dddddd, such as 1.012790): "
-                "write the code as text"
+                _(
+                    "the number {value} is no national TTHC code (d.dddddd, such as 1.012790): "
+                    "write the code as text"
+                ).format(value=repr(value))
             )
         return text
     text = str(value).strip()
@@ -138,7 +148,9 @@ def parse_channel(value: object) -> str:
     found = CHANNELS.get(text) or _CHANNELS_FOLDED.get(fold(text))
     if found is None:
         raise ValueError(
-            f"expected a channel 1 (direct), 2 (online) or 3 (postal) or its name, got {value!r}"
+            _(
+                "expected a channel 1 (direct), 2 (online) or 3 (postal) or its name, got {value}"
+            ).format(value=repr(value))
         )
     return found
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from watchdog.calendar import WorkingCalendar
+from watchdog.i18n import _
 
 
 class Unit(StrEnum):
@@ -48,11 +49,17 @@ class Duration:
         m = _PATTERN.match(str(text)) if isinstance(text, str | int | float) else None
         unit = _ALIASES.get(m.group(2)) if m else None
         if m is None or unit is None:
-            raise ValueError(f"expected a duration such as {EXAMPLES}, got {text!r}")
+            raise ValueError(
+                _("expected a duration such as {examples}, got {value}").format(
+                    examples=EXAMPLES, value=repr(text)
+                )
+            )
         amount = float(m.group(1))
         if unit is Unit.CALENDAR_DAYS and amount != int(amount):
             raise ValueError(
-                f"expected a duration such as {EXAMPLES} (calendar days are whole), got {text!r}"
+                _(
+                    "expected a duration such as {examples} (calendar days are whole), got {value}"
+                ).format(examples=EXAMPLES, value=repr(text))
             )
         return cls(amount, unit)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta, tzinfo
 
+from watchdog.i18n import _
+
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _VN = re.compile(
     r"^(?P<d>\d{1,2})/(?P<m>\d{1,2})/(?P<y>\d{4})"
@@ -12,10 +14,19 @@ _VN = re.compile(
 )
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$")
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-FORMATS_HELP = "ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss"
+FORMATS_HELP = "ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS], yyyyMMddHHmmss"  # in any language
 
 
 MIN_YEAR, MAX_YEAR = 1900, 2200  # what the working-time calendar covers
+
+
+class DateError(ValueError):
+    """A value that is no date we read; `complete` when the message already says what is
+    accepted (the caller need not add the accepted forms)."""
+
+    def __init__(self, message: str, *, complete: bool = False):
+        super().__init__(message)
+        self.complete = complete
 
 
 def parse_when(value: object, tz: tzinfo) -> datetime | date:
@@ -25,7 +36,12 @@ def parse_when(value: object, tz: tzinfo) -> datetime | date:
     """
     when = _parse_when(value, tz)
     if not MIN_YEAR <= when.year <= MAX_YEAR:
-        raise ValueError(f"year {when.year} is outside {MIN_YEAR}-{MAX_YEAR}: {value!r}")
+        raise DateError(
+            _("year {year} is outside {low}-{high}: {value}").format(
+                year=when.year, low=MIN_YEAR, high=MAX_YEAR, value=repr(value)
+            ),
+            complete=True,
+        )
     return when
 
 
@@ -53,8 +69,15 @@ def _parse_when(value: object, tz: tzinfo) -> datetime | date:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
             return dt if dt.tzinfo else dt.replace(tzinfo=tz)
     except ValueError as e:
-        raise ValueError(f"not a valid date: {text!r} ({e})") from None
-    raise ValueError(f"expected a date as {FORMATS_HELP}, got {text!r}")
+        raise DateError(
+            _("not a valid date: {value} ({reason})").format(value=repr(text), reason=e)
+        ) from None
+    raise DateError(
+        _("expected a date as {formats}, got {value}").format(
+            formats=FORMATS_HELP, value=repr(text)
+        ),
+        complete=True,
+    )
 
 
 def parse_instant(value: object, tz: tzinfo) -> datetime:

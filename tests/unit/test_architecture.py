@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "watchdog"
-CORE = ("calendar", "durations", "domain", "clock", "timefmt")
+CORE = ("calendar", "durations", "domain", "clock", "timefmt", "i18n")
 
 
 def imports_of(source: str, name: str, *, package: bool = False) -> set[str]:

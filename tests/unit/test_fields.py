@@ -385,7 +385,7 @@ def test_bad_date_reason_names_the_accepted_formats(settings: Settings) -> None:
     assert problems == [
         (
             "received_at",
-            "expected a date as ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss, "
+            "expected a date as ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS], yyyyMMddHHmmss, "
             "got 'hôm qua'",
         )
     ]
@@ -847,7 +847,7 @@ def test_numbers_that_are_no_date(settings: Settings, value: float) -> None:
             "received_at",
             f"the number {value!r} is no date: a date column takes a date cell, a day number of "
             "Excel (such as 46084.375 for 03/03/2026 09:00) or a text as "
-            "ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss",
+            "ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS], yyyyMMddHHmmss",
         )
     ]
 
@@ -881,7 +881,7 @@ def test_every_bad_date_lists_the_accepted_formats(settings: Settings, value: st
     _, problems = normalize(settings, due_at=value)
     (name, reason), *_ = problems
     assert name == "due_at"
-    assert "ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss" in reason
+    assert "ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS], yyyyMMddHHmmss" in reason
     assert repr(value) in reason
 
 
@@ -891,7 +891,7 @@ def test_bad_day_reason_in_full(settings: Settings) -> None:
         (
             "received_at",
             "not a valid date: '31/02/2026 08:00' (day is out of range for month); expected a "
-            "date as ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or yyyyMMddHHmmss",
+            "date as ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS], yyyyMMddHHmmss",
         )
     ]
 

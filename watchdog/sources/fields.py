@@ -495,7 +495,7 @@ def _midnight(d: date, tz: Any) -> datetime:
 def _date_reason(e: ValueError) -> str:
     """A bad date's reason, naming the accepted forms when it does not already."""
     reason = str(e)
-    if FORMATS_HELP in reason or reason.startswith("year "):
+    if getattr(e, "complete", False) or FORMATS_HELP in reason:
         return reason
     return _("{reason}; expected a date as {formats}").format(reason=reason, formats=FORMATS_HELP)
 
