@@ -28,6 +28,40 @@ DEFAULT_CUTOFF = time(15, 0)
 NOON = time(12, 0)
 
 
+def country_holidays(country: str, **kwargs) -> holidays.HolidayBase:
+    """`holidays.country_holidays`, loading only that country's module.
+
+    The library's own lookup imports all of its ~250 country modules (about 55 ms), which
+    `watchdog due` would pay on every call; the one module needed takes a few. Any surprise
+    in the library's layout falls back to its own lookup.
+    """
+    try:
+        return _single_country(country)(**kwargs)
+    except Exception:
+        return holidays.country_holidays(country, **kwargs)
+
+
+@functools.lru_cache(maxsize=8)
+def _single_country(country: str):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from holidays import registry
+
+    for module, names in registry.COUNTRIES.items():
+        if country in names[1:]:
+            name = f"_watchdog_holidays_{module}"
+            if name not in sys.modules:
+                path = Path(holidays.__file__).with_name("countries") / f"{module}.py"
+                spec = importlib.util.spec_from_file_location(name, path)
+                loaded = importlib.util.module_from_spec(spec)
+                sys.modules[name] = loaded
+                spec.loader.exec_module(loaded)
+            return getattr(sys.modules[name], names[0])
+    raise LookupError(country)
+
+
 def _seconds(t: time) -> int:
     return t.hour * 3600 + t.minute * 60 + t.second
 
@@ -91,7 +125,7 @@ class WorkingCalendar:
 
     @functools.cached_property
     def _public_holidays(self) -> holidays.HolidayBase:
-        return holidays.country_holidays(self.country)
+        return country_holidays(self.country)
 
     def _periods_on(self, d: date) -> tuple[tuple[int, int], ...]:
         """Office periods of a date, from the precomputed year (the fast path)."""
@@ -156,7 +190,7 @@ class WorkingCalendar:
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - calendars live as long as the process
     def _weekend_workdays(self, year: int) -> frozenset[date]:
-        hb = holidays.country_holidays(self.country, years=year)
+        hb = country_holidays(self.country, years=year)
         return frozenset(d for d in getattr(hb, "weekend_workdays", ()) if d.year == year)
 
     def is_working_day(self, d: date) -> bool:

@@ -679,3 +679,17 @@ def test_naive_datetimes_are_rejected():
     for call in calls:
         with pytest.raises(ValueError, match="timezone-aware"):
             call()
+
+
+def test_holidays_of_one_country_are_the_library_s_own():
+    """`country_holidays` loads only the Vietnam module (start-up time of `watchdog due`) and
+    must give exactly what the library's lookup gives, weekend workdays included."""
+    import holidays
+
+    from watchdog.calendar import country_holidays
+
+    ours = country_holidays("VN", years=range(2000, 2061))
+    theirs = holidays.country_holidays("VN", years=range(2000, 2061))
+    assert dict(ours) == dict(theirs) and len(ours) > 800
+    assert ours.weekend_workdays == theirs.weekend_workdays
+    assert type(ours).__name__ == "Vietnam"
