@@ -34,7 +34,7 @@ class Progress:
         now = self.clock()
         if not self.enabled or (not final and now - self.last < 0.5):
             return
-        if not final and not self.shown and now - self.start < 2.0:
+        if not self.shown and (final or now - self.start < 2.0):
             return  # quick work stays quiet: only what takes more than a moment shows
         self.last, self.shown = now, True
         self.stream.write("\r" + self.line(done, now) + ("\n" if final else ""))

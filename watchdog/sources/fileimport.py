@@ -15,8 +15,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import sys
-import time as clock
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from typing import Any, TextIO
 
 from watchdog.config import Settings
 from watchdog.i18n import _, integer
+from watchdog.progress import Progress
 from watchdog.sources.fields import (
     REQUIRED,
     RowProblems,
@@ -398,28 +397,6 @@ def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, list[A
             file=path, suffix=suffix or _("none")
         )
     )
-
-
-class Progress:
-    """A one-line progress counter on stderr, refreshed at most twice a second."""
-
-    def __init__(self, label: str, stream: TextIO | None = None, enabled: bool | None = None):
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.label = label
-        self.start = clock.monotonic()
-        self.last = 0.0
-
-    def update(self, rows: int, *, final: bool = False) -> None:
-        now = clock.monotonic()
-        if not self.enabled or (not final and now - self.last < 0.5):
-            return
-        self.last = now
-        rate = rows / max(now - self.start, 1e-9)
-        end = "\n" if final else ""
-        said = _("{rows} rows ({rate} rows/s)").format(rows=integer(rows), rate=integer(rate))
-        self.stream.write(f"\r{self.label}: {said}{end}")
-        self.stream.flush()
 
 
 @dataclass
