@@ -19,7 +19,7 @@ from watchdog.config import Settings
 from watchdog.engine.deadline import CaseEvent, CaseRecord, StepRun, Timeline, timeline
 from watchdog.engine.recipients import Delivery, deliveries_for, resolve_recipients
 from watchdog.engine.rules import CompiledStage, WhenKind
-from watchdog.i18n import _, decimal
+from watchdog.i18n import N_, _, decimal
 from watchdog.timefmt import show
 
 ONE_SECOND = timedelta(seconds=1)
@@ -292,28 +292,29 @@ def findings_of(
     closed cases alike (they decide whether a closed case was late); the data-quality ones
     only on open cases."""
     code = case.case_code
-    out = [
-        Finding(
+    refused = (
+        (
             "late_extension",
-            code,
-            _(
+            tl.late_extensions,
+            N_(
                 "extension recorded {at}, with less than the required notice before the due: "
                 "the due stays where it was"
-            ).format(at=show(at, calendar.tz)),
-        )
-        for at in tl.late_extensions[:1]
-    ]
-    out.extend(
-        Finding(
+            ),
+        ),
+        (
             "second_extension",
-            code,
-            _(
+            tl.second_extensions,
+            N_(
                 "second extension recorded {at}; the law allows only one: the due stays where "
                 "it was"
-            ).format(at=show(at, calendar.tz)),
-        )
-        for at in tl.second_extensions[:1]
+            ),
+        ),
     )
+    out = [
+        Finding(kind, code, _(text).format(at=show(times[0], calendar.tz)))
+        for kind, times, text in refused
+        if times
+    ]
     if not case.is_open:
         return out
     if case.procedure_code not in settings.procedures:
