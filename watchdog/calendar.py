@@ -51,7 +51,8 @@ def _single_country(country: str):
 
     for module, names in registry.COUNTRIES.items():
         if country in names[1:]:
-            name = f"_watchdog_holidays_{module}"
+            # under its own name, so that pickled holidays (worker processes) load anywhere
+            name = f"holidays.countries.{module}"
             if name not in sys.modules:
                 path = Path(holidays.__file__).with_name("countries") / f"{module}.py"
                 spec = importlib.util.spec_from_file_location(name, path)

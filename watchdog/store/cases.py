@@ -6,12 +6,14 @@ names, so the mapping is `CaseRecord(**row)` and cannot drift from the table.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, BigInteger, Connection, any_, bindparam, exists, func, or_, select
+from sqlalchemy import column as sql_column
 from sqlalchemy import text as sql_text
 
 from watchdog.domain import OPEN_STATUSES, RECORD_FIELDS, CaseEvent, CaseRecord, Status
@@ -37,11 +39,17 @@ _STATUS_AT = RECORD_FIELDS.index("status")
 _STATUSES = {int(s): s for s in Status}
 
 
+_N = len(RECORD_FIELDS)
+
+
 def record_of(row: Any) -> CaseRecord:
-    """A CaseRecord from a row selected with RECORD_COLUMNS: each field read by its name (the
-    list follows the record's own field order; this runs a million times in a plan)."""
-    m = row._mapping
-    values = [m[name] for name in RECORD_FIELDS]
+    """A CaseRecord from a row selected with RECORD_COLUMNS (extra columns may follow).
+
+    RECORD_COLUMNS is built from the record's own field names, in its field order, so the
+    row's leading values ARE the record's fields: no position constant can drift from the
+    table (tests/integration/test_store.py checks a record reads back field by field). This
+    runs a million times in a plan, so it takes the values as they come."""
+    values = list(row[:_N])
     values[_STATUS_AT] = _STATUSES[values[_STATUS_AT]]
     return CaseRecord(*values)
 
@@ -51,9 +59,15 @@ def select_records():
 
 
 def id_in(conn: Connection, column, ids: Sequence[int]):
-    """`column IN (ids)`; on PostgreSQL `= ANY(array)`, one parameter instead of thousands."""
+    """`column IN (ids)` as ONE parameter: `= ANY(array)` on PostgreSQL, a JSON array read by
+    `json_each` on SQLite (thousands of expanded parameters cost more than the query)."""
     if conn.dialect.name == "postgresql":
         return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+    if conn.dialect.name == "sqlite":
+        values = select(sql_column("value")).select_from(
+            func.json_each(bindparam(None, json.dumps(list(ids))))
+        )
+        return column.in_(values.scalar_subquery())
     return column.in_(ids)
 
 
