@@ -215,3 +215,34 @@ def test_set_next_checks_leaves_cases_changed_since_they_were_read(store: Store)
         assert set_next_checks(conn, [(case_id, 2, later)]) == {case_id}
     with store.engine.connect() as conn:
         assert conn.execute(select(schema.cases.c.next_check_at)).scalar_one() == later
+
+
+def test_a_case_reads_back_field_by_field(store: Store) -> None:
+    """RECORD_COLUMNS is built from CaseRecord's field names; a stored row comes back with
+    every field where it belongs (none shifted, none swapped)."""
+    from watchdog.domain import RECORD_FIELDS, Status
+    from watchdog.store.cases import open_cases
+
+    vn = timezone(timedelta(hours=7))
+    row = case_row(
+        "A",
+        due_at=datetime(2026, 11, 16, 9, tzinfo=vn),
+        finished_at=None,
+        returned_at=None,
+        assignee="chuyenvien",
+        current_step="B2",
+        step_started_at=datetime(2026, 11, 3, 8, tzinfo=vn),
+        step_handler="truongphong",
+        applicant_name="Nguyễn Văn A",
+        submission_channel="online",
+        source_updated_at=datetime(2026, 11, 3, 8, 30, tzinfo=vn),
+        version=7,
+    )
+    with store.begin() as conn:
+        conn.execute(schema.cases.insert(), [row])
+    [(record, events)] = list(open_cases(store))
+    assert events == ()
+    for name in RECORD_FIELDS:
+        if name in row and name != "status":
+            assert getattr(record, name) == row[name], name
+    assert record.status is Status.IN_PROGRESS and record.id is not None
