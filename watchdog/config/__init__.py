@@ -321,7 +321,7 @@ def check_references(
     settings: Settings, located: Located, procedures_from: Located | None
 ) -> list[str]:
     """Cross-references between sections: units, officials, heads, deputies, calendars."""
-    import holidays
+    from watchdog.calendar import country_holidays
 
     c = settings.config
     problems: list[str] = []
@@ -340,7 +340,7 @@ def check_references(
         )
     for name, cal in c.calendars.items():
         try:
-            holidays.country_holidays(cal.country)
+            country_holidays(cal.country)
         except NotImplementedError:
             err(
                 ("calendars", name, "country"),
