@@ -591,9 +591,7 @@ def test_instant_before_received_is_rejected(settings: Settings, name: str) -> N
     # A returned_at without finished_at also stands for finished_at (status 10), so that field
     # may be named as well; the field given must be.
     assert name in [n for n, _ in problems]
-    assert {reason for _, reason in problems} == {
-        "is before received_at (02/03/2026 08:00)"
-    }
+    assert {reason for _, reason in problems} == {"is before received_at (02/03/2026 08:00)"}
 
 
 def test_finished_before_received_across_zones(settings: Settings) -> None:
