@@ -70,7 +70,7 @@ def test_due_with_a_procedure_of_the_config(province: Path) -> None:
 
 def test_due_usage_errors_exit_2(province: Path) -> None:
     r = watchdog("due", "--received", "yesterday", "--working-days", "3", cwd=province.parent)
-    assert r.returncode == 2 and "--received: expected a date" in r.stderr
+    assert r.returncode == 2 and "--received: cần ngày theo dạng" in r.stderr
     r = watchdog(
         "--config",
         str(province),
