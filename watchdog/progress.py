@@ -11,6 +11,8 @@ import sys
 import time
 from typing import TextIO
 
+from watchdog.i18n import _, integer
+
 
 class Progress:
     def __init__(
@@ -29,6 +31,7 @@ class Progress:
         self.start = clock()
         self.last = 0.0
         self.shown = False
+        self._erase = enabled is None  # a real terminal: clear what a longer line left
 
     def update(self, done: int, *, final: bool = False) -> None:
         now = self.clock()
@@ -43,13 +46,16 @@ class Progress:
     def line(self, done: int, now: float) -> str:
         elapsed = max(now - self.start, 1e-9)
         rate = done / elapsed
-        text = f"{self.label}: {done:,}"
-        if self.total:
-            text += f"/{self.total:,}"
-        text += f" {self.unit} ({rate:,.0f}/s"
+        count = integer(done) + (f"/{integer(self.total)}" if self.total else "")
+        speed = _("{rate}/s").format(rate=integer(rate))
         if self.total and rate > 0 and done < self.total:
-            text += f", {_duration((self.total - done) / rate)} left"
-        return text + ")"
+            left = _("{duration} left").format(duration=_duration((self.total - done) / rate))
+            speed = f"{speed}, {left}"
+        return (
+            f"{self.label}: {count} {self.unit} ({speed})\x1b[K"
+            if self._erase
+            else (f"{self.label}: {count} {self.unit} ({speed})")
+        )
 
 
 def _duration(seconds: float) -> str:

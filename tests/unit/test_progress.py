@@ -50,7 +50,8 @@ def test_shown_on_a_terminal_without_being_told() -> None:
     p = Progress("importing", stream=out, clock=clock)
     clock.t = 3.0
     p.update(6_000)
-    assert out.getvalue() == "\rimporting: 6,000 rows (2,000/s)"
+    # on a real terminal the rest of a longer earlier line is erased (ESC [K)
+    assert out.getvalue() == "\rimporting: 6,000 rows (2,000/s)\x1b[K"
 
 
 def test_refreshed_at_most_twice_a_second() -> None:

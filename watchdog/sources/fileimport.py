@@ -241,11 +241,12 @@ class TextEncoding:
         f.seek(self.bom)
         return io.TextIOWrapper(f, encoding=self.codec, newline="")
 
-    def validate(self, path: Path) -> None:
+    def validate(self, path: Path) -> int:
         """Decode the whole file once, streaming; ImportFileError at the first bad byte.
 
         Run before the first batch is written, so a file that turns undecodable after row
         4,000 writes nothing. The row is counted by line breaks (row 1 is the first line).
+        Returns the number of line breaks (the progress line's estimate of the rows).
         """
         decoder = codecs.getincrementaldecoder(self.codec)()
         lines = 0
@@ -260,7 +261,7 @@ class TextEncoding:
                 except UnicodeDecodeError as e:
                     raise self._undecodable(path, e, end, lines) from None
                 if not chunk:
-                    return
+                    return lines
 
     def _undecodable(
         self, path: Path, e: UnicodeDecodeError, end: int, lines: int
@@ -322,7 +323,7 @@ def _csv_rows(path: Path, encoding: TextEncoding) -> Iterator[tuple[int, list[An
 _ZIP, _OLE = b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
-def _spreadsheet_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
+def _spreadsheet_rows(path: Path) -> Rows:
     """(row number, cells) of the first sheet, read with python-calamine; row 1 is the sheet's
     first row whatever is empty above the data (calamine pads leading empty rows).
 
@@ -348,7 +349,18 @@ def _spreadsheet_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
     except CalamineError as e:
         wb.close()
         raise _unreadable(path, e) from None
-    return _sheet_rows(wb, sheet)
+    return Rows(_sheet_rows(wb, sheet), getattr(sheet, "height", None))
+
+
+class Rows:
+    """The rows of a file as (row number, cells), with `total`: how many rows the file holds
+    as far as can be told before reading them (None when unknown), for the progress line."""
+
+    def __init__(self, rows: Iterator[tuple[int, list[Any]]], total: int | None):
+        self._rows, self.total = rows, total
+
+    def __iter__(self) -> Iterator[tuple[int, list[Any]]]:
+        return self._rows
 
 
 def _sheet_rows(wb: Any, sheet: Any) -> Iterator[tuple[int, list[Any]]]:
@@ -383,13 +395,13 @@ def _unreadable(path: Path, error: Exception) -> ImportFileError:
     )
 
 
-def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, list[Any]]]:
+def read_rows(path: Path, encoding: str = "utf-8") -> Rows:
     """The rows of a file; a CSV's encoding is checked from end to end first (ImportFileError)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         text = TextEncoding.of(path, encoding)
-        text.validate(path)
-        return _csv_rows(path, text)
+        lines = text.validate(path)
+        return Rows(_csv_rows(path, text), lines)
     if suffix in SPREADSHEET_SUFFIXES:
         return _spreadsheet_rows(path)
     raise ImportFileError(
@@ -414,6 +426,7 @@ class CaseRows:
     encoding: str | None = None
     header: Header | None = None
     ignored_columns: list[str] = field(default_factory=list)
+    total: int | None = None  # rows in the file, as far as known once reading has begun
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any], RowProblems]]:
         path, settings = self.path, self.settings
@@ -424,6 +437,7 @@ class CaseRows:
             rows = read_rows(path, encoding)
         except OSError as e:
             raise ImportFileError(_("{file}: cannot read: {why}").format(file=path, why=e)) from e
+        self.total = rows.total
         spreadsheet = path.suffix.lower() in SPREADSHEET_SUFFIXES
         finder = HeaderFinder(str(path))
         header: Header | None = None
@@ -539,6 +553,8 @@ def import_file(
         if len(batch) >= BATCH_ROWS:
             flush()
             if progress:
+                if progress.total is None and source.total:
+                    progress.total = max(source.total - 1, report.rows)  # less the header
                 progress.update(report.rows)
     report.ignored_columns = source.ignored_columns
     report.header_row = source.header.row if source.header else None
