@@ -40,7 +40,7 @@ from sqlalchemy import create_engine, func, select, text, update  # noqa: E402
 from watchdog.config import load_settings  # noqa: E402
 from watchdog.engine.evaluate import evaluate  # noqa: E402
 from watchdog.engine.rules import load_rules  # noqa: E402
-from watchdog.engine.runner import Engine, as_fired  # noqa: E402
+from watchdog.engine.runner import Engine  # noqa: E402
 from watchdog.store import Store, schema  # noqa: E402
 from watchdog.store.cases import open_cases  # noqa: E402
 from watchdog.store.firings import fired_so_far  # noqa: E402
@@ -152,7 +152,7 @@ def naive_scan(store: Store, engine: Engine) -> int:
             stages = engine.rules.stages_for(
                 engine.settings, record.procedure_code, record.unit_code, record.submission_channel
             )
-            known = as_fired(fired.get(record.id, {}))
+            known = fired.get(record.id, {})
             evaluate(record, events, stages, engine.settings, known, NOW)
         batch.clear()
 

@@ -211,6 +211,23 @@ RECORD_FIELDS = tuple(f.name for f in fields(CaseRecord))
 
 
 @dataclass(frozen=True, slots=True)
+class Fired:
+    """What the store knows of a stage's earlier firings for one (case, stage, step, version):
+    the last repeat written, whether any was acknowledged, and when the last one came due."""
+
+    last_repeat: int
+    acknowledged: bool = False
+    last_fire_at: datetime | None = None  # when the last one came due (None: compare numbers)
+
+    def covers(self, n: int, fire_at: datetime) -> bool:
+        """Whether repeat `n`, due at `fire_at`, was already written. Instants are compared
+        when known, so a `repeat` changed by a rules reload neither re-sends nor goes silent."""
+        if self.last_fire_at is not None:
+            return fire_at <= self.last_fire_at
+        return n <= self.last_repeat
+
+
+@dataclass(frozen=True, slots=True)
 class CaseEvent:
     kind: str
     at: datetime

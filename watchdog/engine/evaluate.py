@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 
 from watchdog.calendar import WorkingCalendar
 from watchdog.config import Settings
-from watchdog.engine.deadline import CaseEvent, CaseRecord, StepRun, Timeline, timeline
+from watchdog.domain import CaseEvent, CaseRecord, Fired
+from watchdog.engine.deadline import StepRun, Timeline, timeline
 from watchdog.engine.recipients import Delivery, deliveries_for, resolve_recipients
 from watchdog.engine.rules import CompiledStage, WhenKind
 from watchdog.i18n import N_, _, decimal
@@ -31,22 +32,6 @@ class FiringKey:
     step: str
     version: str
     repeat_no: int
-
-
-@dataclass(frozen=True, slots=True)
-class Fired:
-    """What the store knows of a stage's earlier firings for one (stage, step, version)."""
-
-    last_repeat: int
-    acknowledged: bool = False
-    last_fire_at: datetime | None = None  # when the last one came due (None: compare numbers)
-
-    def covers(self, n: int, fire_at: datetime) -> bool:
-        """Whether repeat `n`, due at `fire_at`, was already written. Instants are compared
-        when known, so a `repeat` changed by a rules reload neither re-sends nor goes silent."""
-        if self.last_fire_at is not None:
-            return fire_at <= self.last_fire_at
-        return n <= self.last_repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,34 +354,4 @@ def findings_of(
                 _("step {step} has no handler").format(step=run.code),
             )
         )
-    return out
-    if case.procedure_code not in settings.procedures:
-        out.append(
-            Finding(
-                "unknown_procedure", code, f"procedure {case.procedure_code!r} is not configured"
-            )
-        )
-    if case.unit_code not in settings.units:
-        out.append(Finding("unknown_unit", code, f"unit {case.unit_code!r} is not configured"))
-    if not case.assignee:
-        out.append(Finding("no_assignee", code, "open case without an assignee"))
-    elif case.assignee not in settings.officials:
-        out.append(
-            Finding("unknown_official", code, f"assignee {case.assignee!r} is not configured")
-        )
-    if tl.source_due is not None and tl.computed_due is not None:
-        gap = calendar.working_seconds_between(tl.computed_due, tl.source_due)
-        if abs(gap) > calendar.day_seconds:
-            out.append(
-                Finding(
-                    "due_mismatch",
-                    code,
-                    f"appointment {show(tl.source_due, calendar.tz)} differs from the computed "
-                    f"due {show(tl.computed_due, calendar.tz)} by "
-                    f"{gap / calendar.day_seconds:+.1f} working days",
-                )
-            )
-    run = tl.current_step
-    if run is not None and not run.handler:
-        out.append(Finding("step_without_handler", code, f"step {run.code} has no handler"))
     return out

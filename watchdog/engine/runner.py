@@ -20,13 +20,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watchdog.config import Settings
-from watchdog.domain import CaseRecord
-from watchdog.engine.evaluate import Evaluation, Finding, Fired, Firing, evaluate
+from watchdog.domain import CaseRecord, Fired
+from watchdog.engine.evaluate import Evaluation, Finding, Firing, evaluate
 from watchdog.engine.rules import RuleSet
 from watchdog.store import Store
 from watchdog.store.cases import Facts
 from watchdog.store.findings import NewFinding
-from watchdog.store.firings import FiredSoFar, FiringRow
+from watchdog.store.firings import FiringRow
 from watchdog.store.plans import Claim, Plan, claim_due, claim_open, get_state, set_state
 
 log = logging.getLogger(__name__)
@@ -44,16 +44,6 @@ class TickReport:
     batches: int = 0
     stale: int = 0  # cases changed between read and write: not written, read again next tick
 
-    def add(self, other: TickReport) -> None:
-        self.evaluated += other.evaluated
-        self.fired.extend(other.fired)
-        self.batches += other.batches
-        self.stale += other.stale
-
-
-def as_fired(so_far: dict[tuple, FiredSoFar]) -> dict[tuple[str, str, str], Fired]:
-    return {k: Fired(s.last_repeat, s.acknowledged, s.last_fire_at) for k, s in so_far.items()}
-
 
 @dataclass
 class _Batch:
@@ -69,7 +59,7 @@ def evaluate_facts(
     settings: Settings,
     rules: RuleSet,
     facts: Sequence[Facts],
-    fired: dict[int, dict[tuple, FiredSoFar]],
+    fired: dict[int, dict[tuple, Fired]],
     now: datetime,
 ) -> list[Evaluation]:
     out = []
@@ -78,7 +68,7 @@ def evaluate_facts(
             settings, record.procedure_code, record.unit_code, record.submission_channel
         )
         try:
-            known = as_fired(fired.get(record.id, {}))
+            known = fired.get(record.id, {})
             out.append(evaluate(record, events, stages, settings, known, now))
         except Exception as e:  # one broken case must not stop the others
             log.exception("case %s cannot be evaluated", record.case_code)

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from watchdog.config import Settings
 from watchdog.engine.evaluate import Fired, evaluate
 from watchdog.engine.rules import RuleSet
-from watchdog.engine.runner import as_fired
 from watchdog.outbox.grouping import Item, Message, group
 from watchdog.store import Store
 from watchdog.store.cases import open_cases
@@ -30,8 +29,7 @@ def simulate(
     step: timedelta,
 ) -> list[Message]:
     facts = list(open_cases(store))
-    so_far = fired_so_far(store, [r.id for r, _ in facts])
-    fired = {case_id: as_fired(known) for case_id, known in so_far.items()}
+    fired = fired_so_far(store, [r.id for r, _ in facts])
     messages = group(_items(facts, fired, settings, rules, start, end, step), settings)
     # what is held past T2 (quiet hours, an open group) is not sent between T1 and T2
     return [m for m in messages if m.at <= end]

@@ -6,24 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from watchdog.domain import Fired
 from watchdog.store import Store, schema
 from watchdog.store.cases import IN_CHUNK, id_in
 
 _f = schema.firings.c
 KEY = ("case_id", "stage", "step", "version", "repeat_no")
-
-
-class FiredSoFar(NamedTuple):
-    """Of one (case, stage, step, version): the last repeat written, whether any was
-    acknowledged, and when the last one came due."""
-
-    last_repeat: int
-    acknowledged: bool
-    last_fire_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +43,9 @@ class FiringRow:
 _FIELDS = tuple(f.name for f in fields(FiringRow))
 
 
-def fired_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, dict[tuple, FiredSoFar]]:
+def fired_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, dict[tuple, Fired]]:
     """Per case: what was fired so far, per (stage, step, version)."""
-    out: dict[int, dict[tuple[str, str, str], FiredSoFar]] = {}
+    out: dict[int, dict[tuple[str, str, str], Fired]] = {}
     for i in range(0, len(case_ids), IN_CHUNK):
         stmt = (
             select(
@@ -74,12 +66,12 @@ def fired_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, dict[tuple,
                 fire_at = datetime.fromisoformat(fire_at).replace(tzinfo=UTC)
             elif fire_at is not None and fire_at.tzinfo is None:
                 fire_at = fire_at.replace(tzinfo=UTC)
-            so_far = FiredSoFar(row.last_repeat, row.acknowledged_at is not None, fire_at)
+            so_far = Fired(row.last_repeat, row.acknowledged_at is not None, fire_at)
             out.setdefault(row.case_id, {})[(row.stage, row.step, row.version)] = so_far
     return out
 
 
-def fired_so_far(store: Store, case_ids: Sequence[int]) -> dict[int, dict[tuple, FiredSoFar]]:
+def fired_so_far(store: Store, case_ids: Sequence[int]) -> dict[int, dict[tuple, Fired]]:
     with store.read() as conn:
         return fired_of(conn, case_ids)
 

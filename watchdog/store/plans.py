@@ -21,11 +21,11 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, tuple_
 
-from watchdog.domain import OPEN_STATUSES
+from watchdog.domain import OPEN_STATUSES, Fired
 from watchdog.store import Store, schema
 from watchdog.store.cases import Facts, select_records, with_events
 from watchdog.store.findings import NewFinding, resolve_case_findings, write_findings
-from watchdog.store.firings import FiredSoFar, FiringRow, fired_of, insert_firings
+from watchdog.store.firings import FiringRow, fired_of, insert_firings
 from watchdog.store.schema import UTCDateTime
 
 _c = schema.cases.c
@@ -45,7 +45,7 @@ class Claim:
         self,
         store: Store,
         facts: list[Facts],
-        fired: dict[int, dict[tuple, FiredSoFar]],
+        fired: dict[int, dict[tuple, Fired]],
         cursor: Any,
         conn: Connection | None,
         txn: Any,
