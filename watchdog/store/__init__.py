@@ -49,6 +49,11 @@ class Store:
         with self._writer.begin() as conn:
             yield conn
 
+    def write_connection(self) -> Connection:
+        """A connection whose transactions are write transactions (see `begin`); the caller
+        begins, commits and closes it (the engine's batches span evaluation this way)."""
+        return self._writer.connect()
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only connection (a deferred transaction: it never blocks a writer)."""
@@ -74,7 +79,7 @@ class Store:
             return
         cols = list(update) if update is not None else [c for c in rows[0] if c not in keys]
         if not cols:
-            conn.execute(self.insert_ignoring(conn, table, keys), list(rows))
+            conn.execute(self.insert_ignoring(table, keys), list(rows))
             return
         stmt = self.insert_stmt(table)
         stmt = stmt.on_conflict_do_update(
@@ -86,6 +91,6 @@ class Store:
         """INSERT for this database's dialect (it knows ON CONFLICT)."""
         return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
 
-    def insert_ignoring(self, conn: Connection, table: Table, keys: Sequence[str]):
+    def insert_ignoring(self, table: Table, keys: Sequence[str]):
         """INSERT ... ON CONFLICT (keys) DO NOTHING; add .returning() to learn what was new."""
         return self.insert_stmt(table).on_conflict_do_nothing(index_elements=list(keys))

@@ -267,8 +267,13 @@ def _write_cases(store, rows, decide, now, source) -> CaseWrite:
                 else:
                     out.updated += 1
                 changed.append(
-                    {**row, "source": source, "created_at": now, "updated_at": now}
-                    | {"next_check_at": now}
+                    {
+                        **row,
+                        "source": source,
+                        "created_at": now,
+                        "updated_at": now,
+                        "next_check_at": now,
+                    }
                 )
                 if derived:
                     events[row["case_code"]] = derived

@@ -85,16 +85,11 @@ def insert_firings(
     # by hand: dataclasses.asdict deep-copies every recipients list (a third of a plan's time)
     rows = [{name: getattr(f, name) for name in _FIELDS} | {"created_at": now} for f in firings]
     by_key = {f.key: f for f in firings}
-    stmt = store.insert_ignoring(conn, schema.firings, KEY).returning(
+    stmt = store.insert_ignoring(schema.firings, KEY).returning(
         _f.id, _f.case_id, _f.stage, _f.step, _f.version, _f.repeat_no
     )
     returned = conn.execute(stmt, rows).all()
     return [(r.id, by_key[(r.case_id, r.stage, r.step, r.version, r.repeat_no)]) for r in returned]
-
-
-def count_firings(store: Store) -> int:
-    with store.read() as conn:
-        return conn.execute(select(func.count()).select_from(schema.firings)).scalar_one()
 
 
 def firing_keys(store: Store) -> list[tuple[str, str, str, int]]:

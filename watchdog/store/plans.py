@@ -69,7 +69,7 @@ class Claim:
         matches. Returns the firings written and the ids of the cases found changed (stale).
         `on_written` runs in the same transaction with the firings just written."""
         if self._conn is None:
-            self._conn = self.store._writer.connect()
+            self._conn = self.store.write_connection()
             self._txn = self._conn.begin()
         conn = self._conn
         try:
