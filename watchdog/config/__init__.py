@@ -149,7 +149,7 @@ class Settings:
         from watchdog.config.models import ChannelsConfig, FileChannelConfig
 
         c = self.config.channels
-        if c.email is None and c.telegram is None and c.file is None:
+        if c.email is None and c.telegram is None and c.webhook is None and c.file is None:
             return ChannelsConfig(file=FileChannelConfig())
         return c
 

@@ -255,16 +255,28 @@ class EmailChannelConfig(Model):
 
 class TelegramChannelConfig(Model):
     token: str
-    api_url: str = "https://api.telegram.org/bot"
+    # The Bot API root: requests go to {api_url}/bot{token}/{method}; a value already ending in
+    # /bot is taken as it is (the older form), so local Bot API servers and tests work.
+    api_url: str = "https://api.telegram.org"
+    # Applicant names and phones are masked on Telegram (Nguyễn V*** A*, 09******89).
+    mask_applicant: bool = True
+
+
+class WebhookChannelConfig(Model):
+    url: str
+    secret: str = Field(min_length=16)
+    timeout: Span = timedelta(seconds=10)
 
 
 class FileChannelConfig(Model):
     dir: str = "var/outbox"
+    format: Literal["eml", "json"] = "eml"
 
 
 class ChannelsConfig(Model):
     email: EmailChannelConfig | None = None
     telegram: TelegramChannelConfig | None = None
+    webhook: WebhookChannelConfig | None = None
     file: FileChannelConfig | None = None
 
 
@@ -363,6 +375,14 @@ class Config(Model):
     channels: ChannelsConfig = ChannelsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     supervisors: tuple[str, ...] = ()
+    # Where dead letters and delivery problems are reported (default: the supervisors).
+    admin_email: tuple[str, ...] = ()
+
+    @field_validator("admin_email", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
     sources: tuple[SourceConfig, ...] = ()
     http: HttpConfig = HttpConfig()
     import_: ImportConfig = Field(ImportConfig(), alias="import")

@@ -34,7 +34,7 @@ from watchdog.i18n import N_, _
 from watchdog.shipped import shipped_path
 
 KEYWORD_RECIPIENTS = ("assignee", "step_handler", "unit_head", "agency_head", "supervisors")
-CHANNEL_ORDER = ("telegram", "email", "file")
+CHANNEL_ORDER = ("telegram", "email", "webhook", "file")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
