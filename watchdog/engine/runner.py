@@ -139,25 +139,36 @@ class Engine:
         return get_state(self.store, RULES_HASH_KEY) != self.rules.hash
 
     def replan_all(
-        self, now: datetime, progress: Callable[[int], None] | None = None
+        self,
+        now: datetime,
+        progress: Callable[[int], None] | None = None,
+        on_firings: OnFirings | None = None,
     ) -> TickReport:
         """Evaluate every open case under the current rules, in batches walked by id (each its
         own short transaction, so ticks interleave), then record the rules hash. A crash half
         way leaves the old hash: the plan runs again, and firings already written stay once.
         `progress` is told the number of cases evaluated after each batch."""
         report = self._run(
-            now, lambda after: claim_open(self.store, after, self.batch_size), progress=progress
+            now,
+            lambda after: claim_open(self.store, after, self.batch_size),
+            progress=progress,
+            on_firings=on_firings,
         )
         set_state(self.store, RULES_HASH_KEY, self.rules.hash, now)
         log.info("rules %s: %d open cases re-planned", self.rules.hash, report.evaluated)
         return report
 
     def ensure_planned(
-        self, now: datetime, progress: Callable[[int], None] | None = None
+        self,
+        now: datetime,
+        progress: Callable[[int], None] | None = None,
+        on_firings: OnFirings | None = None,
     ) -> TickReport:
         """Re-plan everything when the rules (or procedures, calendars) changed since last time;
         returns what the planning evaluated and fired (nothing when the rules are the same)."""
-        return self.replan_all(now, progress) if self.rules_changed() else TickReport()
+        if not self.rules_changed():
+            return TickReport()
+        return self.replan_all(now, progress, on_firings)
 
     # ----- ticks -------------------------------------------------------------------------
 
