@@ -192,6 +192,7 @@ class CaseRecord:
     step_started_at: datetime | None = None
     step_handler: str | None = None
     applicant_name: str | None = None
+    applicant_phone: str | None = None
     submission_channel: str | None = None
     source_updated_at: datetime | None = None  # the source's own timestamp of its last change
     id: int | None = None

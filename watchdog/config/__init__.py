@@ -8,6 +8,7 @@ start-up time counts there (tests/unit/test_startup.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -434,3 +435,16 @@ def _in_cycle(settings: Settings, code: str) -> bool:
             return True
         cur, steps = settings.units[cur].parent, steps + 1
     return False
+
+
+def with_telegram_chats(settings: Settings, chats: dict[str, str]) -> Settings:
+    """The settings with the Telegram chats officials linked through the bot (`/start CODE`);
+    a linked chat wins over the configuration file's `telegram`."""
+    if not chats:
+        return settings
+    officials = tuple(
+        o.model_copy(update={"telegram": chats[o.id]}) if o.id in chats else o
+        for o in settings.config.officials
+    )
+    config = settings.config.model_copy(update={"officials": officials})
+    return dataclasses.replace(settings, config=config)

@@ -60,8 +60,22 @@ def release_at(item: Item, settings: Settings) -> datetime:
 
 
 def urgency(item: Item) -> tuple:
-    far = datetime.max.replace(tzinfo=item.ready_at.tzinfo)
-    return (not item.urgent, item.due or far, item.case_code)
+    return urgency_key(item.urgent, item.due, item.case_code)
+
+
+def urgency_key(urgent: bool, due: datetime | None, case_code: str) -> tuple:
+    """Most urgent first: urgent stages, then the earliest due, then no due at all."""
+    return (not urgent, due is None, due or datetime.min, case_code)
+
+
+def opens(release: datetime, window: timedelta) -> tuple[datetime, datetime]:
+    """A message opened by an item released at `release`: (opened, goes out at)."""
+    return release, release + window
+
+
+def joins(release: datetime, opened: datetime, until: datetime) -> bool:
+    """Whether an item released at `release` joins a message open from `opened` to `until`."""
+    return opened <= release <= until
 
 
 def group(
@@ -74,8 +88,8 @@ def group(
     for at, item in released:
         key = (item.recipient, item.channel)
         msg = open_groups.get(key)
-        if msg is None or at > msg.at:
-            msg = Message(at + window, item.recipient, item.channel, item.address)
+        if msg is None or not joins(at, msg.at - window, msg.at):
+            msg = Message(opens(at, window)[1], item.recipient, item.channel, item.address)
             open_groups[key] = msg
             messages.append(msg)
         msg.items.append(item)

@@ -194,3 +194,91 @@ engine_state = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# The outbox: one row per message to one recipient on one channel. Alerts are grouped: the
+# firings a message carries are its `message_items`, each (firing, recipient, channel) at most
+# once, so the same firings never make two messages. A message is rendered at its first claim
+# and every retry resends that text. Nothing here is ever deleted by the daemon (history).
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # alert | digest | test | notice
+    Column("recipient", String(320), nullable=False),  # official id or e-mail address
+    Column("channel", String(16), nullable=False),
+    Column("address", Text, nullable=False),
+    # Digests: (digest, recipient, channel, scheduled instant); notices: the dead message.
+    Column("dedup_key", String(400), unique=True),
+    Column("stages", JSON, nullable=False, default=list),
+    Column("case_codes", JSON, nullable=False, default=list),
+    Column("urgent", Boolean, nullable=False, default=False),
+    Column("group_opened_at", UTCDateTime),  # alerts join while opened_at <= release <= until
+    Column("group_until", UTCDateTime),
+    Column("status", String(12), nullable=False),  # pending held sending sent failed dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("subject", Text),
+    Column("text", Text),
+    Column("html", Text),
+    Column("content", JSON),  # what the renderer needs that is not text: digest view, webhook cases
+    Column("message_id", String(255)),  # our Message-ID
+    Column("provider_id", Text),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("acknowledged_at", UTCDateTime),
+    Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_messages_recipient", "recipient"),
+)
+
+message_items = Table(
+    "message_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("firing_id", Id, ForeignKey("firings.id", ondelete="CASCADE"), nullable=False),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("channel", String(16), nullable=False),
+    UniqueConstraint("firing_id", "recipient", "channel"),
+    Index("ix_message_items_message_id", "message_id"),
+    Index("ix_message_items_case_id", "case_id"),
+)
+
+# Every attempt to send a message: who claimed it, when, and what came of it ("expired" when a
+# sender died holding it, so the re-send is visible as the next attempt).
+message_attempts = Table(
+    "message_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("outcome", String(16)),  # sent | transient | permanent | expired
+    Column("detail", Text),
+    UniqueConstraint("message_id", "attempt"),
+)
+
+# Telegram chats linked with `/start CODE`; codes from `watchdog officials link-code` are kept
+# hashed, single use, expiring.
+telegram_links = Table(
+    "telegram_links",
+    metadata,
+    Column("official_id", String(64), primary_key=True),
+    Column("chat_id", String(64), nullable=False, index=True),
+    Column("linked_at", UTCDateTime, nullable=False),
+)
+
+link_codes = Table(
+    "link_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("official_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+)

@@ -1,0 +1,351 @@
+"""Sending: claim due messages, render them once, send through their channel, record the result.
+
+At least once, never twice but for the message in flight: a message is leased before it is
+sent and completed (fenced on the lease) after; a sender that dies in between leaves a lease
+that expires, and the message is sent again as the next attempt, which history shows. Transient
+failures back off exponentially with jitter up to a cap; permanent ones, and the last allowed
+attempt, make the message `dead` and the admin is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import random
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from watchdog.channels import Channel, Outgoing, Permanent, Result, Sent, Transient
+from watchdog.config import Settings
+from watchdog.outbox.compose import alert_cases, recipient_of, webhook_cases
+from watchdog.outbox.render import Renderer, mask_name
+from watchdog.outbox.views import MessageView
+from watchdog.store import Store
+from watchdog.store.links import move_chat, shared_secret, unlink_chat
+from watchdog.store.outbox import (
+    DEAD,
+    FAILED,
+    SENT,
+    Claimed,
+    Completion,
+    NewMessage,
+    Rendering,
+    claim_messages,
+    complete,
+    enqueue_message,
+    release,
+    save_rendered,
+)
+
+log = logging.getLogger(__name__)
+
+BACKOFF_CAP = timedelta(hours=1)
+LEASE = timedelta(minutes=5)
+
+
+@dataclass
+class DeliveryReport:
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+    resent: int = 0  # sent again after a lease expired (attempt > 1 without a recorded failure)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: DeliveryReport) -> None:
+        self.claimed += other.claimed
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.dead += other.dead
+        self.resent += other.resent
+        self.errors.extend(other.errors)
+
+
+def backoff(
+    attempt: int, base: timedelta, rng: random.Random, retry_after: float | None
+) -> timedelta:
+    """base * 2^(attempt-1), capped, with full jitter in its upper half; never sooner than the
+    peer asked (`retry_after`)."""
+    step = min(BACKOFF_CAP, base * (2 ** max(0, attempt - 1)))
+    delay = step * rng.uniform(0.5, 1.0)
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return delay
+
+
+class Sender:
+    """Delivers what the outbox holds. Database calls run in threads; sends run concurrently
+    (up to `concurrency`), each channel pacing itself."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        renderer: Renderer,
+        channels: dict[str, Channel],
+        clock: Callable[[], datetime],
+        *,
+        owner: str | None = None,
+        lease: timedelta = LEASE,
+        batch: int = 100,
+        concurrency: int = 16,
+        rng: random.Random | None = None,
+    ):
+        self.store = store
+        self.settings = settings
+        self.renderer = renderer
+        self.channels = channels
+        self.clock = clock
+        self.owner = owner or f"{socket.gethostname()}:{secrets.token_hex(4)}"
+        self.lease = lease
+        self.batch = batch
+        self.concurrency = concurrency
+        self.rng = rng or random.Random()
+        self._ack_key: bytes | None = None
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Claim nothing more; what is in flight finishes."""
+        self._stopping = True
+
+    # ----- the loop ----------------------------------------------------------------------
+
+    async def deliver_due(self, max_batches: int | None = None) -> DeliveryReport:
+        """Send everything due now, batch after batch, until nothing is due."""
+        report = DeliveryReport()
+        batches = 0
+        while not self._stopping and (max_batches is None or batches < max_batches):
+            now = self.clock()
+            claimed = await asyncio.to_thread(
+                claim_messages, self.store, self.owner, now, self.lease, self.batch
+            )
+            if not claimed:
+                break
+            batches += 1
+            report.add(await self._deliver(claimed))
+        return report
+
+    async def _deliver(self, claimed: list[Claimed]) -> DeliveryReport:
+        report = DeliveryReport(claimed=len(claimed))
+        now = self.clock()
+        max_attempts = self.settings.config.delivery.max_attempts
+        completions: list[Completion] = []
+        ready: list[Claimed] = []
+        for c in claimed:
+            if c.attempts > max_attempts:  # leases expired that often: a sender keeps dying
+                completions.append(
+                    Completion(c.id, DEAD, "permanent", f"gave up after {c.attempts - 1} attempts")
+                )
+            else:
+                ready.append(c)
+        rendered = await asyncio.to_thread(self._render, ready, now)
+        await asyncio.to_thread(save_rendered, self.store, self.owner, rendered)
+        by_id = {r.id: r for r in rendered}
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def one(c: Claimed) -> tuple[Claimed, Result]:
+            async with sem:
+                return c, await self._send(c, by_id.get(c.id))
+
+        results = await asyncio.gather(*(one(c) for c in ready))
+        now = self.clock()
+        unlinked: list[Claimed] = []
+        for c, result in results:
+            if isinstance(result, Sent):
+                report.sent += 1
+                if c.attempts > 1:
+                    report.resent += 1
+                completions.append(
+                    Completion(
+                        c.id, SENT, "sent", result.note, result.provider_id, None, result.moved_to
+                    )
+                )
+                if result.moved_to:
+                    await asyncio.to_thread(move_chat, self.store, c.address, result.moved_to)
+            elif isinstance(result, Transient) and c.attempts < max_attempts:
+                report.retrying += 1
+                delay = backoff(
+                    c.attempts, self.settings.config.delivery.backoff, self.rng, result.retry_after
+                )
+                completions.append(
+                    Completion(c.id, FAILED, "transient", result.error, next_attempt_at=now + delay)
+                )
+            else:
+                report.dead += 1
+                outcome = "transient" if isinstance(result, Transient) else "permanent"
+                error = result.error
+                if isinstance(result, Transient):
+                    error = f"{error} (attempt {c.attempts} of {max_attempts})"
+                completions.append(Completion(c.id, DEAD, outcome, error))
+                if isinstance(result, Permanent) and result.unlink:
+                    unlinked.append(c)
+        done = set(await asyncio.to_thread(complete, self.store, self.owner, now, completions))
+        lost = [c.id for c in completions if c.id not in done]
+        if lost:
+            log.warning("messages %s: lease lost before completion; another sender has them", lost)
+        dead = [c for c in completions if c.status == DEAD and c.id in done]
+        kinds = {c.id: c for c in claimed}
+        for d in dead:
+            report.errors.append(f"message {d.id}: {d.error}")
+            await asyncio.to_thread(self._tell_admin, kinds[d.id], d.error or "", now)
+        for c in unlinked:
+            await asyncio.to_thread(self._unlinked, c, now)
+        return report
+
+    async def _send(self, c: Claimed, rendering: Rendering | None) -> Result:
+        channel = self.channels.get(c.channel)
+        if channel is None:
+            return Permanent(f"channel {c.channel} is not configured")
+        if rendering is None:
+            return Permanent("nothing to send: the message has no cases left")
+        message = Outgoing(
+            id=c.id,
+            channel=c.channel,
+            address=c.address,
+            recipient=recipient_of(self.settings, c.recipient),
+            stages=tuple(c.stages),
+            subject=rendering.subject,
+            text=rendering.text,
+            html=rendering.html,
+            created_at=c.created_at,
+            message_id=rendering.message_id,
+            cases=tuple((rendering.content or {}).get("cases", ())),
+            ack_data=self.ack_data(c.id) if c.kind == "alert" else None,
+            attempt=c.attempts,
+        )
+        try:
+            return await channel.send(message)
+        except Exception as e:  # a channel bug must not lose the message: retry later
+            log.exception("channel %s failed on message %d", c.channel, c.id)
+            return Transient(f"{type(e).__name__}: {e}")
+
+    # ----- rendering -----------------------------------------------------------------------
+
+    def _render(self, claimed: list[Claimed], now: datetime) -> list[Rendering]:
+        out = []
+        tz = self.settings.default_calendar.tz
+        for c in claimed:
+            message_id = c.message_id or self.message_id(c.id)
+            if c.rendered:
+                out.append(
+                    Rendering(c.id, c.subject or "", c.text or "", c.html, c.content, message_id)
+                )
+                continue
+            if not c.items:
+                continue
+            cases = alert_cases(self.settings, c, now)
+            view = MessageView(
+                kind="alert",
+                channel=c.channel,
+                recipient=recipient_of(self.settings, c.recipient),
+                now=now,
+                tz=tz,
+                cases=tuple(cases),
+            )
+            r = self.renderer.render(view)
+            content = {"cases": webhook_cases(cases, tz, mask_name)}
+            out.append(Rendering(c.id, r.subject, r.text, r.html, content, message_id))
+        return out
+
+    def message_id(self, message_id: int) -> str:
+        email = self.settings.channels.email
+        sender = email.from_ if email is not None else "watchdog@localhost"
+        domain = sender.rsplit("@", 1)[-1].strip("> ") or "localhost"
+        return f"<tthc-watchdog.{message_id}@{domain}>"
+
+    # ----- acknowledgement buttons ---------------------------------------------------------
+
+    def _key(self) -> bytes:
+        if self._ack_key is None:
+            secret = shared_secret(self.store, "ack", secrets.token_hex(32), self.clock())
+            self._ack_key = secret.encode()
+        return self._ack_key
+
+    def ack_data(self, message_id: int) -> str:
+        """Callback data of the "Đã nhận" button: the message id, signed (<= 64 bytes)."""
+        sig = hmac.new(self._key(), f"ack:{message_id}".encode(), hashlib.sha256).hexdigest()
+        return f"ack:{message_id}:{sig[:20]}"
+
+    def check_ack(self, data: str) -> int | None:
+        """The message id a button's data names, when its signature is ours."""
+        parts = data.split(":")
+        if len(parts) != 3 or parts[0] != "ack" or not parts[1].isdigit():
+            return None
+        expected = self.ack_data(int(parts[1]))
+        return int(parts[1]) if hmac.compare_digest(expected, data) else None
+
+    # ----- telling people -----------------------------------------------------------------
+
+    def _tell_admin(self, dead: Claimed, error: str, now: datetime) -> None:
+        if dead.kind == "notice":  # a notice about a notice would loop
+            log.error("admin notice %d could not be delivered: %s", dead.id, error)
+            return
+        text = (
+            f"Thông báo số {dead.id} gửi {dead.recipient} qua {dead.channel} "
+            f"({dead.address}) không gửi được sau {dead.attempts} lần: {error}.\n"
+            f"Xem: watchdog history --status dead"
+        )
+        for address, channel in self._admin_addresses():
+            enqueue_message(
+                self.store,
+                NewMessage(
+                    kind="notice",
+                    recipient=address,
+                    channel=channel,
+                    address=address,
+                    subject=f"[tthc-watchdog] Thông báo không gửi được (số {dead.id})",
+                    text=text,
+                    dedup_key=f"dead:{dead.id}:{address}",
+                ),
+                now,
+                now,
+            )
+
+    def _admin_addresses(self) -> list[tuple[str, str]]:
+        cfg = self.settings.config
+        people = cfg.admin_email or cfg.supervisors
+        channels = self.settings.channels
+        out = []
+        for who in people:
+            official = self.settings.officials.get(who)
+            email = official.email if official else (who if "@" in who else None)
+            if channels.email is not None and email:
+                out.append((email, "email"))
+            elif channels.file is not None:
+                out.append((email or who, "file"))
+        return out
+
+    def _unlinked(self, c: Claimed, now: datetime) -> None:
+        officials = unlink_chat(self.store, c.address)
+        for who in officials:
+            official = self.settings.officials.get(who)
+            if official is None or not official.email or self.settings.channels.email is None:
+                continue
+            enqueue_message(
+                self.store,
+                NewMessage(
+                    kind="notice",
+                    recipient=who,
+                    channel="email",
+                    address=official.email,
+                    subject="[tthc-watchdog] Telegram không còn nhận được thông báo",
+                    text=(
+                        f"Kính gửi {official.name},\n\nBot Telegram của tthc-watchdog không gửi "
+                        "được tin vào cuộc trò chuyện đã liên kết (bot bị chặn hoặc cuộc trò "
+                        "chuyện không còn). Thông báo sẽ gửi qua thư điện tử. Để liên kết lại, "
+                        "xin mã mới từ quản trị viên rồi gửi /start MÃ cho bot."
+                    ),
+                    dedup_key=f"unlinked:{c.address}:{who}:{c.id}",
+                ),
+                now,
+                now,
+            )
+
+
+async def shutdown_release(sender: Sender, ids: list[int]) -> None:
+    await asyncio.to_thread(release, sender.store, sender.owner, ids, sender.clock())

@@ -1,0 +1,95 @@
+"""Putting delivery together from the settings: the renderer, the channels, one full pass.
+
+The CLI (`run --once`, `send-test`) and the daemon use these, so they build the same things.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from watchdog.channels import Channel
+from watchdog.clock import Clock
+from watchdog.config import Settings
+from watchdog.engine.rules import RuleSet
+from watchdog.outbox.digests import DigestReport, send_due_digests
+from watchdog.outbox.render import Renderer
+from watchdog.outbox.sender import DeliveryReport, Sender
+from watchdog.shipped import shipped_path
+from watchdog.store import Store
+
+
+def renderer_for(settings: Settings) -> Renderer:
+    """Templates: the admin's `templates/` beside the config file first, then the shipped ones."""
+    dirs = []
+    own = settings.resolve("templates")
+    if own.is_dir():
+        dirs.append(own)
+    dirs.append(shipped_path("templates"))
+    telegram = settings.channels.telegram
+    mask_on = ["webhook"]
+    if telegram is None or telegram.mask_applicant:
+        mask_on.append("telegram")
+    return Renderer(dirs, mask_on=mask_on)
+
+
+def open_channels(settings: Settings) -> dict[str, Channel]:
+    """The configured channels, built once (each imports its library only when configured)."""
+    cfg = settings.channels
+    out: dict[str, Channel] = {}
+    if cfg.email is not None:
+        from watchdog.channels.email import EmailChannel
+
+        out["email"] = EmailChannel(cfg.email)
+    if cfg.telegram is not None:
+        from watchdog.channels.telegram import TelegramChannel
+
+        out["telegram"] = TelegramChannel(cfg.telegram)
+    if cfg.webhook is not None:
+        from watchdog.channels.webhook import WebhookChannel
+
+        out["webhook"] = WebhookChannel(cfg.webhook)
+    if cfg.file is not None:
+        from watchdog.channels.file import FileChannel
+
+        out["file"] = FileChannel(cfg.file, settings.base_dir)
+    return out
+
+
+async def close_channels(channels: dict[str, Channel]) -> None:
+    for channel in channels.values():
+        await channel.aclose()
+
+
+@dataclass
+class PassReport:
+    digests: DigestReport = field(default_factory=DigestReport)
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+
+
+def deliver_once(
+    store: Store,
+    settings: Settings,
+    rules: RuleSet,
+    clock: Clock,
+    *,
+    channels: dict[str, Channel] | None = None,
+) -> PassReport:
+    """Digests due now, then every message due now: the delivery half of `run --once`."""
+    renderer = renderer_for(settings)
+
+    async def run() -> PassReport:
+        own = channels if channels is not None else open_channels(settings)
+        try:
+            report = PassReport()
+            now: datetime = clock.now()
+            report.digests = send_due_digests(store, settings, rules, renderer, now)
+            sender = Sender(store, settings, renderer, own, clock.now)
+            report.delivery = await sender.deliver_due()
+            return report
+        finally:
+            if channels is None:
+                await close_channels(own)
+
+    return asyncio.run(run())
