@@ -199,7 +199,10 @@ class FakeTelegram:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-telegram", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},  # stop() waits for one poll
+            name="fake-telegram",
+            daemon=True,
         )
         self._thread.start()
         return self
