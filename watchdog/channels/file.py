@@ -1,0 +1,137 @@
+"""The file channel (SPEC 7): one `.eml` or `.json` per message in a folder.
+
+The embedded default: nothing to set up, and an admin sees exactly what would have been sent
+(open the `.eml` in a mail client). Files are named by creation time (UTC, so they sort the same
+whatever zone the instant came in) and message id, written to a temporary name and renamed, so a
+reader never sees half a file and a retry of the same message replaces its file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+
+from watchdog.channels import Outgoing, Result, Sent, Transient
+from watchdog.channels.webhook import webhook_body
+from watchdog.config.models import FileChannelConfig
+
+DEFAULT_SENDER = "tthc-watchdog <watchdog@localhost>"
+
+
+def header_safe(value: str | None) -> str:
+    """A header value on one line: CR, LF and other control characters become spaces, so no
+    case field can start a header of its own."""
+    text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in value or "")
+    return " ".join(text.split())
+
+
+def _address(name: str | None, addr: str) -> Address | str:
+    """A To/From address; a bare recipient id (no e-mail known) is written as it is."""
+    addr = header_safe(addr)
+    if "@" in addr:
+        local, _sep, domain = addr.rpartition("@")
+        try:
+            return Address(display_name=header_safe(name), username=local, domain=domain)
+        except (ValueError, IndexError):
+            return addr
+    return addr
+
+
+def build_eml(message: Outgoing, sender: str = DEFAULT_SENDER) -> EmailMessage:
+    """The RFC 5322 message the e-mail channel would send: text and HTML alternatives, the
+    attachments, our Message-ID, and the outbox id in X-Watchdog-Id."""
+    eml = EmailMessage(policy=SMTP)
+    sender_name, sender_addr = parseaddr(header_safe(sender))
+    eml["From"] = _address(sender_name, sender_addr or DEFAULT_SENDER)
+    r = message.recipient
+    eml["To"] = _address(r.name, r.email) if r.email else header_safe(r.id)
+    eml["Subject"] = header_safe(message.subject)
+    eml["Date"] = format_datetime(_aware(message.created_at))
+    if message.message_id:
+        eml["Message-ID"] = header_safe(message.message_id)
+    eml["X-Watchdog-Id"] = str(message.id)
+    if message.stages:
+        eml["X-Watchdog-Stages"] = header_safe(", ".join(message.stages))
+    eml.set_content(message.text)
+    if message.html:
+        eml.add_alternative(message.html, subtype="html")
+    for a in message.attachments:
+        maintype, _slash, subtype = a.content_type.partition("/")
+        eml.add_attachment(
+            a.data,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=header_safe(a.filename),
+        )
+    return eml
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def file_name(message: Outgoing, ext: str) -> str:
+    """`20261203-011500-42-chuyenvien.eml`: UTC creation time, message id, recipient id."""
+    stamp = _aware(message.created_at).astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    who = re.sub(r"[^A-Za-z0-9._@-]+", "_", message.recipient.id).strip("._")[:64] or "x"
+    return f"{stamp}-{message.id}-{who}.{ext}"
+
+
+class FileChannel:
+    """Writes each message into `config.dir` (relative to `base_dir`, the configuration's
+    folder)."""
+
+    name = "file"
+
+    def __init__(
+        self, config: FileChannelConfig, base_dir: Path, *, sender: str = DEFAULT_SENDER
+    ) -> None:
+        folder = Path(config.dir).expanduser()
+        self.dir = folder if folder.is_absolute() else Path(base_dir) / folder
+        self.format = config.format
+        self.sender = sender
+
+    async def send(self, message: Outgoing) -> Result:
+        path = self.dir / file_name(message, self.format)
+        try:
+            data = self._content(message)
+            await asyncio.to_thread(_write_atomically, path, data)
+        except OSError as e:
+            return Transient(f"cannot write {path}: {e.strerror or e}")
+        return Sent(provider_id=str(path))
+
+    def _content(self, message: Outgoing) -> bytes:
+        if self.format == "json":
+            body = json.dumps(webhook_body(message), ensure_ascii=False, indent=2, default=str)
+            return (body + "\n").encode("utf-8")
+        return build_eml(message, self.sender).as_bytes()
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Temp file in the same folder (a dot name readers skip), fsync, then rename over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
