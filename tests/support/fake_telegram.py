@@ -181,6 +181,7 @@ class FakeTelegram:
         )
         self.calls: list[Call] = []
         self.rate_limited = 0  # 429s given by the fake's own limits (not the scripted ones)
+        self.polls_waiting = 0  # getUpdates calls held open right now (long polls)
         self._lock = threading.Condition()
         self._scripts: dict[str, deque[dict[str, Any]]] = {}
         self._chat_tat: dict[str, float] = {}
@@ -470,7 +471,11 @@ class FakeTelegram:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return []
-                self._lock.wait(left)
+                self.polls_waiting += 1
+                try:
+                    self._lock.wait(left)
+                finally:
+                    self.polls_waiting -= 1
 
 
 def _chat(chat_id: object) -> dict[str, Any]:
@@ -519,6 +524,7 @@ def _check_send(
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeTelegram
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects of the real API
+    disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed ACK
 
     def do_GET(self) -> None:
         self._serve(b"")
