@@ -322,10 +322,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from watchdog.config import with_telegram_chats
     from watchdog.engine.rules import load_rules
     from watchdog.engine.runner import Engine
-    from watchdog.reports.board import board, render
+    from watchdog.outbox.enqueue import alerts_hook
+    from watchdog.outbox.wiring import deliver_once
     from watchdog.store.directory import sync_directory
+    from watchdog.store.links import telegram_links
+    from watchdog.store.outbox import HELD, message_counts
 
     settings = _settings(args)
     rules = load_rules(settings)
@@ -333,11 +337,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(
             _(
                 "the long-running daemon is not built yet; use `run --once` "
-                "(sync the directory, load demo data with --demo, evaluate the rules once)"
+                "(sync the directory, load demo data with --demo, evaluate the rules once, "
+                "deliver what is due)"
             )
         )
-    now = _clock(args, settings).now()
-    tz = settings.default_calendar.tz
+    clock = _clock(args, settings)
+    now = clock.now()
     store = _store(settings)
     counts = sync_directory(store, settings)
     _err(
@@ -354,16 +359,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                 new=written.inserted, updated=written.updated
             )
         )
+    settings = with_telegram_chats(settings, telegram_links(store))
     engine = Engine(store, settings, rules)
+    hook = alerts_hook(store, settings, now)
     progress = _planning_progress(engine, store, rules.hash)
-    planned = engine.ensure_planned(now, progress=progress.update if progress else None)
+    planned = engine.ensure_planned(
+        now, progress=progress.update if progress else None, on_firings=hook
+    )
     if progress is not None and progress.shown:  # the line took long enough to be shown
         progress.update(planned.evaluated, final=True)
     if planned.batches:
         _err(
             _("rules {hash}: {n} open case(s) planned").format(hash=rules.hash, n=planned.evaluated)
         )
-    report = engine.tick(now)
+    report = engine.tick(now, on_firings=hook)
     _err(
         _(
             "engine: {evaluated} case(s) evaluated, {fired} new firing(s) "
@@ -375,12 +384,197 @@ def cmd_run(args: argparse.Namespace) -> int:
             tick=len(report.fired),
         )
     )
-    lines = board(store, settings, now)
-    for note in lines.notes:
-        _err(note)
-    sys.stdout.write(render(lines, settings))
-    _err(_("{cases} at {time}").format(cases=_open_cases(len(lines)), time=show(now, tz)))
+    done = deliver_once(store, settings, rules, clock)
+    d = done.delivery
+    held = sum(n for (status, _channel), n in message_counts(store).items() if status == HELD)
+    _err(
+        _(
+            "messages: {sent} sent, {held} held for office hours, {retrying} to retry, "
+            "{dead} failed for good; digests: {digests} written"
+        ).format(
+            sent=d.sent, held=held, retrying=d.retrying, dead=d.dead, digests=done.digests.written
+        )
+    )
+    for error in d.errors:
+        _err(error)
+    _err(_("pass done at {time}").format(time=show(now, settings.default_calendar.tz)))
+    return EXIT_OK if not d.dead else EXIT_FAILED
+
+
+HISTORY_COLUMNS = (
+    "id",
+    "created_at",
+    "sent_at",
+    "recipient",
+    "channel",
+    "stages",
+    "cases",
+    "status",
+    "attempts",
+    "last_error",
+    "acknowledged_at",
+)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from watchdog.reports.table import render_table
+    from watchdog.store.outbox import history
+
+    settings = _settings(args)
+    tz = settings.default_calendar.tz
+    since = _instant(args.since, settings, "--since") if args.since else None
+    rows = history(
+        _store(settings),
+        case_code=args.case,
+        recipient=args.official,
+        status=args.status,
+        since=since,
+    )
+    if args.format == "jsonl":
+        for r in rows:
+            print(
+                _json(
+                    {
+                        "id": r.id,
+                        "kind": r.kind,
+                        "created_at": iso(r.created_at, tz),
+                        "sent_at": iso(r.sent_at, tz),
+                        "recipient": r.recipient,
+                        "channel": r.channel,
+                        "address": r.address,
+                        "stages": r.stages,
+                        "case_codes": r.case_codes,
+                        "status": r.status,
+                        "attempts": r.attempts,
+                        "last_error": r.last_error,
+                        "acknowledged_at": iso(r.acknowledged_at, tz),
+                        "subject": r.subject,
+                        "message_id": r.message_id,
+                        "provider_id": r.provider_id,
+                    }
+                )
+            )
+        return EXIT_OK
+    table = (
+        {
+            "id": r.id,
+            "created_at": show(r.created_at, tz),
+            "sent_at": show(r.sent_at, tz),
+            "recipient": r.recipient,
+            "channel": r.channel,
+            "stages": ", ".join(s.rsplit("/", 1)[-1] for s in r.stages),
+            "cases": ", ".join(r.case_codes[:3]) + (" …" if len(r.case_codes) > 3 else ""),
+            "status": i18n.message_status_label(r.status),
+            "attempts": r.attempts,
+            "last_error": (r.last_error or "")[:60],
+            "acknowledged_at": show(r.acknowledged_at, tz),
+        }
+        for r in rows
+    )
+    headers = {
+        "id": _("No."),
+        "created_at": _("Created"),
+        "sent_at": _("Sent"),
+        "recipient": _("Recipient"),
+        "channel": _("Channel"),
+        "stages": _("Stages"),
+        "cases": _("Cases"),
+        "status": _("Status"),
+        "attempts": _("Attempts"),
+        "last_error": _("Last error"),
+        "acknowledged_at": _("Acknowledged"),
+    }
+    sys.stdout.write(render_table(HISTORY_COLUMNS, table, headers))
+    _err(ngettext("{n} message", "{n} messages", len(rows)).format(n=len(rows)))
     return EXIT_OK
+
+
+LINK_CODE_TTL_HOURS = 24
+
+
+def cmd_officials_link_code(args: argparse.Namespace) -> int:
+    import secrets
+    from datetime import timedelta
+
+    from watchdog.store.links import add_link_code
+
+    settings = _settings(args)
+    official = settings.officials.get(args.id)
+    if official is None:
+        raise UsageError(_("{id}: no such official in the configuration").format(id=args.id))
+    now = _clock(args, settings).now()
+    code = secrets.token_hex(5).upper()
+    expires = now + timedelta(hours=LINK_CODE_TTL_HOURS)
+    add_link_code(_store(settings), official.id, code, now, expires)
+    print(code)
+    _err(
+        _(
+            "{name}: send /start {code} to the bot on Telegram before {time} (the code works once)"
+        ).format(name=official.name, code=code, time=show(expires, settings.default_calendar.tz))
+    )
+    return EXIT_OK
+
+
+def cmd_send_test(args: argparse.Namespace) -> int:
+    from watchdog.config import with_telegram_chats
+    from watchdog.engine.rules import CHANNEL_ORDER
+    from watchdog.outbox.compose import recipient_of
+    from watchdog.outbox.views import MessageView
+    from watchdog.outbox.wiring import deliver_once, renderer_for
+    from watchdog.store.links import telegram_links
+    from watchdog.store.outbox import NewMessage, enqueue_message, history
+
+    settings = _settings(args)
+    store = _store(settings)
+    settings = with_telegram_chats(settings, telegram_links(store))
+    official = settings.officials.get(args.official)
+    if official is None:
+        raise UsageError(_("{id}: no such official in the configuration").format(id=args.official))
+    clock = _clock(args, settings)
+    now = clock.now()
+    renderer = renderer_for(settings)
+    targets = []
+    for channel in CHANNEL_ORDER:
+        if getattr(settings.channels, channel) is None:
+            continue
+        address = {"telegram": official.telegram, "email": official.email}.get(channel, official.id)
+        if address:
+            targets.append((channel, str(address)))
+    if not targets:
+        raise UsageError(
+            _("{id}: no configured channel reaches this official").format(id=official.id)
+        )
+    for channel, address in targets:
+        view = MessageView(
+            kind="test",
+            channel=channel,
+            recipient=recipient_of(settings, official.id),
+            now=now,
+            tz=settings.default_calendar.tz,
+        )
+        r = renderer.render(view)
+        enqueue_message(
+            store,
+            NewMessage("test", official.id, channel, address, r.subject, r.text, r.html),
+            now,
+            now,
+        )
+    from watchdog.engine.rules import load_rules
+
+    deliver_once(store, settings, load_rules(settings), clock)
+    failed = 0
+    for r in history(store, recipient=official.id, since=now)[: len(targets)]:
+        ok = r.status == "sent"
+        failed += not ok
+        _err(
+            _("{channel} ({address}): {status}{error}").format(
+                channel=r.channel,
+                address=r.address,
+                status=i18n.message_status_label(r.status),
+                error=f" — {r.last_error}" if r.last_error and not ok else "",
+            )
+        )
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _planning_progress(engine, store, rules_hash: str):
@@ -635,6 +829,42 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         help=_("table for people (default) or jsonl for programs"),
     )
+
+    sp = command("history", cmd_history, _("messages sent, waiting or failed"))
+    sp.add_argument("--case", metavar="CODE", help=_("messages about this case"))
+    sp.add_argument("--official", metavar="ID", help=_("messages to this official or address"))
+    sp.add_argument(
+        "--status",
+        choices=["pending", "held", "sending", "sent", "failed", "dead"],
+        metavar="S",
+        help=_("only messages in this status: pending, held, sending, sent, failed, dead"),
+    )
+    sp.add_argument("--since", metavar="T", help=_("created at or after this instant"))
+    sp.add_argument(
+        "--format",
+        choices=["table", "jsonl"],
+        default="table",
+        help=_("table for people (default) or jsonl for programs"),
+    )
+
+    off = sub.add_parser(
+        "officials", help=_("officials' Telegram links"), description=_("officials' Telegram links")
+    )
+    offsub = off.add_subparsers(dest="officials_command", required=True, metavar="COMMAND")
+    lc = offsub.add_parser(
+        "link-code",
+        help=_("a one-time code that links a Telegram chat to an official"),
+        description=_("a one-time code that links a Telegram chat to an official"),
+    )
+    lc.add_argument("id", metavar="ID", help=_("the official's id"))
+    lc.add_argument("--now", help=argparse.SUPPRESS)
+    lc.set_defaults(func=cmd_officials_link_code)
+
+    sp = command(
+        "send-test", cmd_send_test, _("one test message through each of an official's channels")
+    )
+    sp.add_argument("official", metavar="OFFICIAL", help=_("the official's id"))
+    sp.add_argument("--now", help=argparse.SUPPRESS)
 
     sp = command("run", cmd_run, _("the daemon"))
     sp.add_argument("--once", action="store_true", help=_("one full pass, then exit"))

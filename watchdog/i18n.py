@@ -116,6 +116,20 @@ def state_label(state: str) -> str:
     return _(STATES[state]) if state in STATES else state
 
 
+MESSAGE_STATUSES = {
+    "pending": N_("waiting to be sent"),
+    "held": N_("held for office hours"),
+    "sending": N_("being sent"),
+    "sent": N_("sent"),
+    "failed": N_("failed, will retry"),
+    "dead": N_("failed for good"),
+}
+
+
+def message_status_label(status: str) -> str:
+    return _(MESSAGE_STATUSES[status]) if status in MESSAGE_STATUSES else status
+
+
 def finding_label(kind: str) -> str:
     return _(FINDINGS[kind]) if kind in FINDINGS else kind
 

@@ -215,20 +215,38 @@ def test_db_upgrade_is_idempotent(province: Path) -> None:
         assert r.returncode == 0, r.stderr
 
 
-def test_run_once_with_demo_data(tmp_path: Path) -> None:
+def test_run_once_with_demo_data_delivers_once(tmp_path: Path) -> None:
+    """`run --once` syncs, evaluates and delivers (SPEC 8), prints a summary instead of the
+    board, and a second pass at the same instant sends nothing."""
+    import json
+    import re
+
     config = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
     (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
     r = watchdog("run", "--once", "--demo", "--now", "20/11/2026 09:00", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "var" / "watchdog.db").exists()
-    lines = r.stdout.splitlines()
-    counts = dict(part.split(": ") for part in lines[0].split(" · "))
-    assert list(counts) == ["Quá hạn", "Sắp đến hạn", "Trong hạn", "Chờ bổ sung"]
-    rows = lines[4:]  # counts, blank line, header, rule
-    assert sum(int(n) for n in counts.values()) == len(rows) > 0
-    for state, n in counts.items():
-        assert sum(row.endswith(f"  {state}") for row in rows) == int(n) > 0, state
-    assert r.stderr.splitlines()[-1] == f"{len(rows)} hồ sơ đang giải quyết lúc 20/11/2026 09:00"
+    assert r.stdout == ""  # no board: 200,000 lines on a large database
+    said = re.search(r"thông báo: đã gửi (\d+), chờ giờ hành chính (\d+)", r.stderr)
+    assert said, r.stderr
+    files = sorted((tmp_path / "var" / "outbox").glob("*.eml"))
+    assert int(said[1]) == len(files) > 0
+    assert r.stderr.splitlines()[-1] == "xong một lượt lúc 20/11/2026 09:00"
+
+    again = watchdog("run", "--once", "--now", "20/11/2026 09:00", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "thông báo: đã gửi 0," in again.stderr
+    assert sorted((tmp_path / "var" / "outbox").glob("*.eml")) == files
+
+    h = watchdog("history", "--format", "jsonl", cwd=tmp_path)
+    rows = [json.loads(line) for line in h.stdout.splitlines()]
+    assert len(rows) == len(files)
+    assert {row["status"] for row in rows} == {"sent"}
+    assert {row["attempts"] for row in rows} == {1}
+    alerts = [row for row in rows if row["case_codes"]]
+    assert alerts and all(row["sent_at"].startswith("2026-11-20T09:00") for row in alerts)
+    one = alerts[0]["case_codes"][0]
+    by_case = watchdog("history", "--case", one, "--format", "jsonl", cwd=tmp_path)
+    assert all(one in json.loads(line)["case_codes"] for line in by_case.stdout.splitlines())
 
 
 def test_run_once_says_how_many_firings_it_wrote(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from watchdog.outbox.render import Renderer
 from watchdog.outbox.sender import DeliveryReport, Sender
 from watchdog.shipped import shipped_path
 from watchdog.store import Store
+from watchdog.store.outbox import close_groups
 
 
 def renderer_for(settings: Settings) -> Renderer:
@@ -75,8 +76,11 @@ def deliver_once(
     clock: Clock,
     *,
     channels: dict[str, Channel] | None = None,
+    flush: bool = True,
 ) -> PassReport:
-    """Digests due now, then every message due now: the delivery half of `run --once`."""
+    """Digests due now, then every message due now: the delivery half of `run --once`. With
+    `flush`, alerts whose group window is still open go too (a single pass has no later moment
+    to group into); messages held for office hours stay held."""
     renderer = renderer_for(settings)
 
     async def run() -> PassReport:
@@ -85,6 +89,8 @@ def deliver_once(
             report = PassReport()
             now: datetime = clock.now()
             report.digests = send_due_digests(store, settings, rules, renderer, now)
+            if flush:
+                close_groups(store, now)
             sender = Sender(store, settings, renderer, own, clock.now)
             report.delivery = await sender.deliver_due()
             return report

@@ -610,3 +610,19 @@ def next_attempt(store: Store) -> datetime | None:
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value
+
+
+def close_groups(store: Store, now: datetime) -> int:
+    """Let alerts whose group window is still open go now (a single pass has no later moment
+    to group into); messages held for office hours stay held."""
+    with store.begin() as conn:
+        return conn.execute(
+            update(schema.messages)
+            .where(
+                _m.kind == "alert",
+                _m.status == PENDING,
+                _m.group_opened_at <= now,
+                _m.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now, group_until=now)
+        ).rowcount
