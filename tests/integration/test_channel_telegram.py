@@ -142,6 +142,28 @@ def test_bad_gateway_is_transient(fake: FakeTelegram) -> None:
     assert isinstance(second, Sent)
 
 
+def test_a_read_timeout_says_the_message_may_have_been_delivered(fake: FakeTelegram) -> None:
+    fake.fail("42", "slow", delay=0.6)  # delivered, answered too late
+
+    async def go() -> Result:
+        channel = TelegramChannel(
+            TelegramChannelConfig(token=fake.token, api_url=fake.api_url), limits=FAST, timeout=0.2
+        )
+        try:
+            return await channel.send(outgoing())
+        finally:
+            await channel.aclose()
+
+    result = asyncio.run(go())
+    assert isinstance(result, Transient)
+    assert "may have been delivered" in result.error
+    deadline = time.monotonic() + 3
+    while not fake.sent("42"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert len(fake.sent("42")) == 1  # it was: a retry will show it twice, as attempt 2
+
+
 def test_a_blocked_bot_unlinks_the_chat(fake: FakeTelegram) -> None:
     fake.fail("42", "forbidden")
     [result] = send(fake, outgoing())
@@ -222,6 +244,19 @@ def test_one_block_too_long_is_cut_between_lines_and_its_tags_reopened(
     for line in lines:  # no line was cut
         assert sum(line in part for part in parts) == 1
     assert all(p.startswith("<blockquote>") for p in parts[1:-1])
+
+
+def test_a_flood_answer_on_a_later_part_is_waited_out_not_resent(fake: FakeTelegram) -> None:
+    text = "\n\n".join(case_block(n) for n in range(30))
+    fake.fail("42", "flood", after=1, retry_after=1)  # the second part is refused once
+    [result] = send(fake, outgoing(text=text))
+    statuses = [c.status for c in fake.calls_of("sendMessage")]
+    parts = [c.text or "" for c in fake.sent("42")]
+    assert statuses[:3] == [200, 429, 200]
+    assert statuses.count(429) == 1
+    assert "\n\n".join(parts) == text  # each part once, in order
+    assert isinstance(result, Sent)
+    assert result.provider_id is not None and len(result.provider_id.split(",")) == len(parts)
 
 
 def test_attachments_go_as_documents(fake: FakeTelegram) -> None:

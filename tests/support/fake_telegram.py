@@ -266,12 +266,21 @@ class FakeTelegram:
         kind: str,
         *,
         times: int = 1,
+        after: int = 0,
         retry_after: float = 1,
         migrate_to: int | None = None,
+        delay: float = 1.0,
     ) -> None:
-        """The next `times` sends to `chat_id` fail: `flood` (429 with retry_after),
-        `bad_gateway` (502), `forbidden` (403), `chat_not_found` (400), `bad_request` (400) or
-        `migrate` (400 with migrate_to_chat_id)."""
+        """After `after` sends to `chat_id` pass, the next `times` fail: `flood` (429 with
+        retry_after), `bad_gateway` (502), `forbidden` (403), `chat_not_found` (400),
+        `bad_request` (400), `migrate` (400 with migrate_to_chat_id), or `slow` (delivered,
+        but answered only after `delay` seconds: what a client's read timeout meets)."""
+        with self._lock:
+            queue = self._scripts.setdefault(str(chat_id), deque())
+            queue.extend({"pass": True} for _ in range(after))
+            if kind == "slow":
+                queue.extend({"delay": delay} for _ in range(times))
+                return
         status, description = _FAILURES[kind]
         parameters: dict[str, Any] = {}
         if kind == "flood":
@@ -284,7 +293,6 @@ class FakeTelegram:
         if parameters:
             answer["parameters"] = parameters
         with self._lock:
-            queue = self._scripts.setdefault(str(chat_id), deque())
             queue.extend(dict(answer) for _ in range(times))
 
     def push_message(
@@ -376,7 +384,13 @@ class FakeTelegram:
             status, body = 200, {"ok": True, "result": self._get_updates(params)}
         else:
             with self._lock:
+                script = self._scripts.get(str(params.get("chat_id")))
+                if method in SEND_METHODS and script and "delay" in script[0]:
+                    delay = script.popleft()["delay"]
+                else:
+                    delay = 0.0
                 status, body = self._respond(method, params, files, now)
+            time.sleep(delay)  # answered late, but delivered all the same
         with self._lock:
             self.calls.append(Call(method, params, files, now, status, path))
         return status, body
@@ -393,7 +407,9 @@ class FakeTelegram:
             if chat is None:
                 return _error(400, "Bad Request: chat_id is empty")
             script = self._scripts.get(str(chat))
-            if script:
+            if script and "pass" in script[0]:
+                script.popleft()
+            elif script and "error_code" in script[0]:
                 answer = script.popleft()
                 return answer["error_code"], answer
             if self.enforce and (wait := self._admit(str(chat), now)) > 0:

@@ -65,6 +65,10 @@ class Limits:
     # this long) rather than answered Transient, which would resend the parts already delivered.
     max_part_wait: float = 30.0
 
+    def __post_init__(self) -> None:
+        if self.bot_per_second <= 0 or min(self.chat_interval, self.group_interval) < 0:
+            raise ValueError(f"Telegram limits must be positive: {self}")
+
 
 def api_base(api_url: str) -> str:
     """The ptb `base_url` for a Bot API root: `{root}/bot` (the token is appended by ptb)."""
@@ -337,7 +341,11 @@ class TelegramChannel:
 
     name = "telegram"
 
-    def __init__(self, config: TelegramChannelConfig, *, limits: Limits | None = None) -> None:
+    def __init__(
+        self, config: TelegramChannelConfig, *, limits: Limits | None = None, timeout: float = 15.0
+    ) -> None:
+        """`timeout`: seconds to wait for Telegram's answer (past it, the message may or may
+        not have been delivered)."""
         self._token = config.token
         self.limiter = ChatRateLimiter(limits)
         # Our own request objects: the bot is never `initialize`d (that would cost a getMe per
@@ -345,7 +353,10 @@ class TelegramChannel:
         # closes nothing, so `aclose` closes these itself.
         self._requests = (
             HTTPXRequest(
-                connection_pool_size=32, read_timeout=15.0, write_timeout=20.0, pool_timeout=10.0
+                connection_pool_size=32,
+                read_timeout=timeout,
+                write_timeout=max(timeout, 20.0),
+                pool_timeout=10.0,
             ),
             HTTPXRequest(connection_pool_size=1),
         )
