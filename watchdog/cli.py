@@ -150,6 +150,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     today = settings.default_calendar.local(SystemClock().now()).date()
     warnings: list[str] = []
     problems = check_rules(settings, rules, today=today, warnings=warnings)
+    problems.extend(_template_problems(settings, rules))
     for warning in warnings:
         _err(_("warning: {problem}").format(problem=warning))
     if problems:
@@ -171,7 +172,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(
         _(
             "rules: OK ({files} file(s), {policies} policies, {stages} stages, "
-            "{digests} digests, hash {hash})"
+            "{digests} digests, hash {hash}); templates: OK"
         ).format(
             files=len(rules.files),
             policies=len(rules.policies),
@@ -184,6 +185,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     _database_url = settings.database_url
     print(check_database(settings.database_url))
     return EXIT_OK
+
+
+def _template_problems(settings: Settings, rules) -> list[str]:
+    """Every template a stage, digest, test or notice uses, rendered with a sample case."""
+    from watchdog.outbox.render import check_templates
+    from watchdog.outbox.wiring import renderer_for
+
+    names = [s.template_name for p in rules.policies for s in p.stages]
+    return [
+        _("templates: {problem}").format(problem=p)
+        for p in check_templates(renderer_for(settings), names)
+    ]
 
 
 def cmd_due(args: argparse.Namespace) -> int:

@@ -9,15 +9,16 @@ sends one twice; a run missed while nothing was running is still sent when it is
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from watchdog.config import Settings
 from watchdog.engine.deadline import State, open_state, timeline
 from watchdog.engine.rules import CHANNEL_ORDER, Digest, RuleSet
 from watchdog.outbox.compose import case_view, recipient_of
-from watchdog.outbox.render import Renderer
+from watchdog.outbox.render import Renderer, RenderError
 from watchdog.outbox.views import (
     BacklogLine,
     CaseView,
@@ -31,6 +32,8 @@ from watchdog.store import Store
 from watchdog.store.cases import open_cases
 from watchdog.store.findings import open_findings
 from watchdog.store.outbox import NewMessage, dedup_keys_present, enqueue_message
+
+log = logging.getLogger(__name__)
 
 GRACE = timedelta(hours=2)
 LATE_DAYS = 5  # the supervisors' list: cases more than this many working days late
@@ -97,6 +100,7 @@ class DigestReport:
     written: int = 0
     empty: int = 0
     already: int = 0
+    failed: list[str] = field(default_factory=list)
 
 
 def send_due_digests(
@@ -137,7 +141,12 @@ def send_due_digests(
                     tz=settings.default_calendar.tz,
                     digest=view,
                 )
-                r = renderer.render(message)
+                try:
+                    r = renderer.render(message)
+                except RenderError as e:  # `check` catches this before a daemon loads it
+                    log.error("digest %s for %s cannot be rendered: %s", digest.name, who, e)
+                    report.failed.append(f"{digest.name} → {who}: {e}")
+                    continue
                 written = enqueue_message(
                     store,
                     NewMessage(

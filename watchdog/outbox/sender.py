@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from watchdog.channels import Channel, Outgoing, Permanent, Result, Sent, Transient
 from watchdog.config import Settings
 from watchdog.outbox.compose import alert_cases, recipient_of, webhook_cases
-from watchdog.outbox.render import Renderer, mask_name
+from watchdog.outbox.render import Renderer, RenderError, mask_name
 from watchdog.outbox.views import MessageView
 from watchdog.store import Store
 from watchdog.store.links import move_chat, shared_secret, unlink_chat
@@ -143,9 +143,13 @@ class Sender:
                 )
             else:
                 ready.append(c)
-        rendered = await asyncio.to_thread(self._render, ready, now)
+        rendered, broken = await asyncio.to_thread(self._render, ready, now)
         await asyncio.to_thread(save_rendered, self.store, self.owner, rendered)
         by_id = {r.id: r for r in rendered}
+        for c in ready:
+            if c.id in broken:  # a template the admin broke: the admin hears of it below
+                completions.append(Completion(c.id, DEAD, "permanent", broken[c.id]))
+        ready = [c for c in ready if c.id not in broken]
         sem = asyncio.Semaphore(self.concurrency)
 
         async def one(c: Claimed) -> tuple[Claimed, Result]:
@@ -226,8 +230,11 @@ class Sender:
 
     # ----- rendering -----------------------------------------------------------------------
 
-    def _render(self, claimed: list[Claimed], now: datetime) -> list[Rendering]:
+    def _render(
+        self, claimed: list[Claimed], now: datetime
+    ) -> tuple[list[Rendering], dict[int, str]]:
         out = []
+        broken: dict[int, str] = {}
         tz = self.settings.default_calendar.tz
         for c in claimed:
             message_id = c.message_id or self.message_id(c.id)
@@ -247,10 +254,15 @@ class Sender:
                 tz=tz,
                 cases=tuple(cases),
             )
-            r = self.renderer.render(view)
+            try:
+                r = self.renderer.render(view)
+            except RenderError as e:
+                log.error("message %d cannot be rendered: %s", c.id, e)
+                broken[c.id] = f"template error: {e}"
+                continue
             content = {"cases": webhook_cases(cases, tz, mask_name)}
             out.append(Rendering(c.id, r.subject, r.text, r.html, content, message_id))
-        return out
+        return out, broken
 
     def message_id(self, message_id: int) -> str:
         email = self.settings.channels.email
