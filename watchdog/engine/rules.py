@@ -221,15 +221,66 @@ class Digest(Model):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
         try:
-            CronTrigger.from_crontab(value)
+            cron_trigger(value, None)
         except ValueError as e:
             raise ValueError(
                 _('expected a cron expression such as "30 7 * * *": {why}').format(why=e)
             ) from None
         return value
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def cron_trigger(expression: str, timezone: Any):
+    """An APScheduler CronTrigger for a standard five-field cron expression.
+
+    APScheduler 3 counts the day of the week from Monday = 0, so its `from_crontab("30 7 * *
+    1-5")` fires Tuesday to Saturday; standard cron counts from Sunday = 0 (and 7). Numbers in
+    the day-of-week field are turned into names first, so "1-5" means Monday to Friday."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
+    minute, hour, day, month, dow = fields
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=_dow(dow), timezone=timezone
+    )
+
+
+def _dow(field: str) -> str:
+    out: list[str] = []
+    for token in field.split(","):
+        base, _, step_text = token.partition("/")
+        if not any(ch.isdigit() for ch in base) and not step_text:
+            out.append(token)  # "*", or names such as "mon-fri"
+            continue
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            lo, hi = 0, 6
+        elif "-" in base:
+            a, b = base.split("-", 1)
+            lo, hi = _day_number(a), _day_number(b)
+        else:
+            lo = _day_number(base)
+            hi = 6 if step_text else lo
+        if hi < lo or step < 1:
+            raise ValueError(f"day of week {token!r}: not a range cron accepts")
+        for n in range(lo, hi + 1, step):
+            name = _WEEKDAYS[n % 7]
+            if name not in out:
+                out.append(name)
+    return ",".join(out)
+
+
+def _day_number(text: str) -> int:
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text)
+    if text.lower()[:3] in _WEEKDAYS:
+        return _WEEKDAYS.index(text.lower()[:3])
+    raise ValueError(f"day of week {text!r}: expected 0-7 or a name such as mon")
 
 
 class RuleFile(Model):

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 
 from watchdog.config import Settings
 from watchdog.engine.deadline import State, open_state, timeline
-from watchdog.engine.rules import CHANNEL_ORDER, Digest, RuleSet
+from watchdog.engine.rules import CHANNEL_ORDER, Digest, RuleSet, cron_trigger
 from watchdog.outbox.compose import case_view, recipient_of
 from watchdog.outbox.render import Renderer, RenderError
 from watchdog.outbox.views import (
@@ -44,10 +44,8 @@ def runs_between(
     digest: Digest, settings: Settings, start: datetime, end: datetime
 ) -> list[datetime]:
     """Scheduled instants in (start, end], working days only unless every_day."""
-    from apscheduler.triggers.cron import CronTrigger
-
     calendar = settings.default_calendar
-    trigger = CronTrigger.from_crontab(digest.schedule, timezone=calendar.tz)
+    trigger = cron_trigger(digest.schedule, calendar.tz)
     out: list[datetime] = []
     prev = None
     t = trigger.get_next_fire_time(None, start.astimezone(calendar.tz))

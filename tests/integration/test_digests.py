@@ -1,0 +1,141 @@
+"""Digests on SQLite and PostgreSQL (SPEC 5): one per recipient per scheduled run, never empty,
+working days only unless every_day, exactly once across passes, and sent late only within the
+grace window."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from watchdog.config import load_settings
+from watchdog.engine.rules import load_rules
+from watchdog.outbox.digests import GRACE, runs_between, send_due_digests
+from watchdog.outbox.wiring import renderer_for
+from watchdog.sources.fields import RowProblems, normalize_case
+from watchdog.sources.ingest import upsert_cases
+from watchdog.store import Store
+from watchdog.store.outbox import history
+
+VN = timezone(timedelta(hours=7))
+
+RULES = """\
+policies: []
+digests:
+  - {name: sang, to: [unit_heads], schedule: "30 7 * * 1-5",
+     sections: [overdue, due_today, due_soon]}
+  - {name: tuan, to: [supervisors], schedule: "0 8 * * 1", sections: [overdue, waiting]}
+  - {name: moi_ngay, to: [unit_heads], schedule: "0 18 * * *", every_day: true,
+     sections: [overdue]}
+"""
+
+
+def at(text: str) -> datetime:
+    return datetime.strptime(text, "%d/%m/%Y %H:%M").replace(tzinfo=VN)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, small_config: Path):
+    text = small_config.read_text(encoding="utf-8")
+    text += "rules: [rules.yaml]\nchannels: {file: {dir: out}}\n"
+    small_config.write_text(text, encoding="utf-8")
+    (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
+    return load_settings(small_config, env={})
+
+
+def load(store: Store, settings, rows: list[dict]) -> None:
+    records = []
+    for raw in rows:
+        problems = RowProblems()
+        records.append(normalize_case(raw, settings, problems))
+        assert not problems, problems.problems
+    upsert_cases(store, records, at("02/11/2026 09:00"))
+
+
+CASES = [
+    # 10 working days from Mon 02/11 09:00: due Mon 16/11 09:00
+    {"case_code": "HS-DUE-16", "received_at": "02/11/2026 09:00"},
+    # from Mon 26/10 09:00: due Mon 09/11: a week overdue on 16/11
+    {"case_code": "HS-LATE", "received_at": "26/10/2026 09:00"},
+]
+
+
+def rows() -> list[dict]:
+    base = {
+        "procedure_code": "2.000488",
+        "unit_code": "STP.HC",
+        "status": 4,
+        "assignee": "chuyenvien",
+    }
+    return [base | c for c in CASES]
+
+
+def digests(store: Store, settings, now: datetime):
+    rules = load_rules(settings, env={})
+    return send_due_digests(store, settings, rules, renderer_for(settings), now)
+
+
+def test_one_digest_per_head_never_twice(store: Store, settings) -> None:
+    load(store, settings, rows())
+    first = digests(store, settings, at("16/11/2026 07:31"))
+    # unit heads: truongphong (STP.HC) and lanhdao (T and STP: one digest, both subtrees)
+    sent = {(r.recipient, r.stages[0]) for r in history(store)}
+    assert sent == {("truongphong", "digest/sang"), ("lanhdao", "digest/sang")}
+    assert first.written == 2
+    again = digests(store, settings, at("16/11/2026 07:45"))
+    assert again.written == 0 and again.already == 2
+    msg = next(r for r in history(store) if r.recipient == "truongphong")
+    assert msg.status == "pending" and msg.subject
+    # the supervisors' Monday digest at 08:00
+    later = digests(store, settings, at("16/11/2026 08:05"))
+    assert later.written == 1
+    assert {r.recipient for r in history(store) if r.stages == ["digest/tuan"]} == {
+        "thanhtra@example.vn"
+    }
+
+
+def test_digest_content_lists_sections_in_vietnamese(store: Store, settings) -> None:
+    load(store, settings, rows())
+    digests(store, settings, at("16/11/2026 07:31"))
+    from watchdog.store.outbox import claim_messages
+
+    claimed = claim_messages(store, "t", at("16/11/2026 07:32"), timedelta(minutes=1), 10)
+    text = next(c.text for c in claimed if c.recipient == "truongphong")
+    assert text is not None
+    assert "HỒ SƠ QUÁ HẠN (1)" in text and "HS-LATE" in text
+    assert "ĐẾN HẠN HÔM NAY (1)" in text and "HS-DUE-16" in text
+    assert "Nguyễn Văn Chuyên" in text  # backlog per official
+
+
+def test_no_digest_when_there_is_nothing_to_say(store: Store, settings) -> None:
+    report = digests(store, settings, at("16/11/2026 07:31"))
+    assert report.written == 0 and report.empty == 2
+    assert history(store) == []
+
+
+def test_working_days_only_unless_every_day(store: Store, settings) -> None:
+    load(store, settings, rows())
+    # Fri 01/01/2027 is New Year: no morning digest; the every-day one still runs at 18:00
+    assert digests(store, settings, at("01/01/2027 07:31")).written == 0
+    report = digests(store, settings, at("01/01/2027 18:01"))
+    assert report.written == 2
+    assert {r.stages[0] for r in history(store)} == {"digest/moi_ngay"}
+
+
+def test_a_missed_run_is_sent_once_within_the_grace_window(store: Store, settings) -> None:
+    load(store, settings, rows())
+    too_late = at("16/11/2026 07:30") + GRACE + timedelta(minutes=1)
+    digests(store, settings, too_late)
+    # the 07:30 morning digest is past its grace; the supervisors' 08:00 one is not
+    assert {r.stages[0] for r in history(store)} == {"digest/tuan"}
+    report = digests(store, settings, at("16/11/2026 09:00"))  # 1h30 late: sent, once
+    assert (report.written, report.already) == (2, 1)
+
+
+def test_runs_between_follows_cron_in_the_calendar_zone(settings) -> None:
+    rules = load_rules(settings, env={})
+    sang = next(d for d in rules.digests if d.name == "sang")
+    runs = runs_between(sang, settings, at("13/11/2026 00:00"), at("17/11/2026 00:00"))
+    # Friday 13 and Monday 16 at 07:30 local; the weekend has none
+    assert runs == [at("13/11/2026 07:30"), at("16/11/2026 07:30")]
