@@ -371,3 +371,40 @@ def test_import_of_a_cp1258_file_with_encoding(province: Path) -> None:
     assert json.loads(r.stdout)["inserted"] == 1
     r = watchdog("--config", str(province), "import", "--help", cwd=cwd)
     assert "--encoding E" in r.stdout and "cp1258" in r.stdout
+
+
+def test_link_code_send_test_and_history(tmp_path: Path, small_config: Path) -> None:
+    import json
+    import re
+
+    with small_config.open("a", encoding="utf-8") as f:
+        f.write("channels: {file: {dir: out}}\n")
+    cfg = ("--config", str(small_config))
+    r = watchdog(*cfg, "officials", "link-code", "chuyenvien", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    code = r.stdout.strip()
+    assert re.fullmatch(r"[0-9A-F]{10}", code)
+    assert f"/start {code}" in r.stderr and "Nguyễn Văn Chuyên" in r.stderr
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "var").glob("test.db*"))
+    assert code.encode() not in stored  # kept only as its hash
+    unknown = watchdog(*cfg, "officials", "link-code", "ai_do", cwd=tmp_path)
+    assert unknown.returncode == 2 and "ai_do" in unknown.stderr
+
+    sent = watchdog(*cfg, "send-test", "chuyenvien", cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    assert "file (chuyenvien): đã gửi" in sent.stderr
+    (eml,) = (tmp_path / "out").glob("*.eml")
+    assert "tthc-watchdog" in eml.read_text(encoding="utf-8")
+    h = watchdog(*cfg, "history", "--status", "sent", "--format", "jsonl", cwd=tmp_path)
+    (row,) = [json.loads(line) for line in h.stdout.splitlines()]
+    assert (row["kind"], row["recipient"], row["channel"], row["attempts"]) == (
+        "test",
+        "chuyenvien",
+        "file",
+        1,
+    )
+    table = watchdog(*cfg, "history", cwd=tmp_path)
+    assert table.returncode == 0 and "đã gửi" in table.stdout
+    assert watchdog(*cfg, "history", "--status", "dead", cwd=tmp_path).stderr.strip() == (
+        "0 thông báo"
+    )

@@ -208,3 +208,157 @@ async def until(condition, timeout: float = 5.0) -> None:
 @pytest.fixture(autouse=True)
 def _quiet_ptb(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+def telegram_province(tmp_path: Path, small_config: Path, fake: FakeTelegram):
+    cfg = province(
+        tmp_path,
+        small_config,
+        f"{{telegram: {{token: '{fake.token}', api_url: '{fake.api_url}'}}, file: {{dir: out}}}}",
+    )
+    return load_settings(cfg, env={})
+
+
+def test_a_blocked_bot_unlinks_the_chat_and_tells_the_official_by_email(
+    store: Store, tmp_path: Path, small_config: Path
+) -> None:
+    """Forbidden is permanent: the message is dead, the chat unlinked, and by e-mail the admin
+    (here the supervisors) hears of the dead letter and the official of the lost link."""
+    from watchdog.store.links import use_link_code
+
+    with FakeTelegram(chat_interval=0.01, bot_per_second=1000) as fake:
+
+        async def scenario() -> None:
+            async with SmtpServer() as smtp:
+                cfg = province(
+                    tmp_path,
+                    small_config,
+                    f"{{telegram: {{token: '{fake.token}', api_url: '{fake.api_url}'}}, "
+                    f"email: {{host: 127.0.0.1, port: {smtp.port}, tls: none, "
+                    "from: canhbao@stp.example.vn}}",
+                )
+                base = load_settings(cfg, env={})
+                clock = FixedClock(at("16/11/2026 09:00"))
+                add_link_code(
+                    store, "chuyenvien", "CODE1", clock.now(), clock.now() + timedelta(hours=1)
+                )
+                assert use_link_code(store, "CODE1", "555", clock.now()) == "chuyenvien"
+                settings = with_telegram_chats(base, telegram_links(store))
+                overdue_case(store, settings)
+                tick(store, settings, at("16/11/2026 09:30"))
+                clock.set(at("16/11/2026 09:32"))
+                fake.fail("555", "forbidden")
+                telegram = TelegramChannel(
+                    settings.channels.telegram, limits=Limits(chat_interval=0.01)
+                )
+                channels = {"telegram": telegram, "email": EmailChannel(settings.channels.email)}
+                sender = Sender(store, settings, renderer_for(settings), channels, clock.now)
+                report = await sender.deliver_due()
+                await telegram.aclose()
+                assert report.dead == 1
+                assert sorted(r for m in smtp.received for r in m.rcpt_tos) == [
+                    "cv@example.vn",
+                    "thanhtra@example.vn",
+                ]
+                to_official = next(m for m in smtp.received if "cv@example.vn" in m.rcpt_tos)
+                assert "Telegram" in to_official.message()["Subject"]
+
+        asyncio.run(scenario())
+    assert telegram_links(store) == {}
+    (dead,) = history(store, status="dead")
+    assert dead.channel == "telegram" and dead.attempts == 1 and dead.last_error
+
+
+def test_a_migrated_group_is_followed_and_the_link_moves(
+    store: Store, tmp_path: Path, small_config: Path
+) -> None:
+    with FakeTelegram(chat_interval=0.01, bot_per_second=1000, group_interval=0.01) as fake:
+        base = telegram_province(tmp_path, small_config, fake)
+        clock = FixedClock(at("16/11/2026 09:00"))
+        add_link_code(store, "chuyenvien", "CODE2", clock.now(), clock.now() + timedelta(hours=1))
+        from watchdog.store.links import use_link_code
+
+        use_link_code(store, "CODE2", "-100", clock.now())
+        settings = with_telegram_chats(base, telegram_links(store))
+        overdue_case(store, settings)
+        tick(store, settings, at("16/11/2026 09:30"))
+        clock.set(at("16/11/2026 09:32"))
+        fake.fail("-100", "migrate", migrate_to=-1001234)
+        channel = TelegramChannel(
+            settings.channels.telegram, limits=Limits(chat_interval=0.01, group_interval=0.01)
+        )
+
+        async def scenario() -> None:
+            sender = Sender(
+                store, settings, renderer_for(settings), {"telegram": channel}, clock.now
+            )
+            assert (await sender.deliver_due()).sent == 1
+            await channel.aclose()
+
+        asyncio.run(scenario())
+        assert telegram_links(store) == {"chuyenvien": "-1001234"}
+        (row,) = history(store)
+        assert (row.status, row.address) == ("sent", "-1001234")
+        assert [c.chat_id for c in fake.sent()] == ["-1001234"]
+
+
+def test_webhook_pipeline_posts_signed_cases_with_the_applicant_masked(
+    store: Store, tmp_path: Path, small_config: Path
+) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from watchdog.channels.webhook import WebhookChannel, verify_signature
+
+    received: list[tuple[dict, bytes]] = []
+    answers = [500, 200]
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(answers.pop(0))
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = "s3cret-s3cret-s3cret"
+    try:
+        cfg = province(
+            tmp_path,
+            small_config,
+            f"{{webhook: {{url: 'http://127.0.0.1:{server.server_port}/hook', "
+            f"secret: '{secret}'}}}}",
+        )
+        settings = load_settings(cfg, env={})
+        overdue_case(store, settings)
+        tick(store, settings, at("16/11/2026 09:30"))
+        clock = FixedClock(at("16/11/2026 09:32"))
+
+        async def scenario() -> None:
+            channel = WebhookChannel(settings.channels.webhook)
+            sender = Sender(
+                store, settings, renderer_for(settings), {"webhook": channel}, clock.now
+            )
+            assert (await sender.deliver_due()).retrying == 1  # 500: transient
+            clock.advance(timedelta(minutes=2))
+            assert (await sender.deliver_due()).sent == 1
+            await channel.aclose()
+
+        asyncio.run(scenario())
+    finally:
+        server.shutdown()
+    (h1, b1), (h2, b2) = received
+    assert b1 == b2 and h1["X-Watchdog-Id"] == h2["X-Watchdog-Id"]  # same message, same id
+    assert verify_signature(secret, h2["X-Watchdog-Timestamp"], b2, h2["X-Watchdog-Signature"])
+    body = json.loads(b2)
+    assert body["recipient"]["id"] == "chuyenvien"
+    (case,) = body["cases"]
+    assert case["case_code"] == "000.00.01.H01-261102-0001"
+    assert case["state"] == "overdue" and case["remaining_working_minutes"] < 0
+    assert case["applicant_name"].startswith("Trần T***") and "Hoa" not in case["applicant_name"]
+    assert case["due_at"] == "2026-11-16T09:00:00+07:00"
