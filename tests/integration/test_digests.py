@@ -139,3 +139,27 @@ def test_runs_between_follows_cron_in_the_calendar_zone(settings) -> None:
     runs = runs_between(sang, settings, at("13/11/2026 00:00"), at("17/11/2026 00:00"))
     # Friday 13 and Monday 16 at 07:30 local; the weekend has none
     assert runs == [at("13/11/2026 07:30"), at("16/11/2026 07:30")]
+
+
+def test_supervisors_digest_ranks_units_and_lists_long_overdue(store: Store, settings) -> None:
+    load(store, settings, rows())
+    digests(store, settings, at("16/11/2026 08:01"))
+    from watchdog.store.outbox import claim_messages
+
+    claimed = claim_messages(store, "t", at("16/11/2026 08:02"), timedelta(minutes=1), 10)
+    text = next(c.text for c in claimed if c.recipient == "thanhtra@example.vn")
+    assert text is not None
+    # HS-LATE is 5 working days late on Monday 16/11 (due Mon 09/11): not yet "more than 5"
+    assert "QUÁ HẠN TRÊN 5 NGÀY" not in text.upper()
+    assert "HS-LATE" in text  # in the overdue section
+    later = claim_messages(store, "t", at("16/11/2026 08:02"), timedelta(minutes=1), 10)
+    assert later == []  # claimed once
+    digests(store, settings, at("23/11/2026 08:01"))  # a week later: 10 working days late
+    week2 = [
+        c.text or ""
+        for c in claim_messages(store, "t", at("23/11/2026 08:02"), timedelta(minutes=1), 10)
+        if c.recipient == "thanhtra@example.vn" and c.created_at == at("23/11/2026 08:01")
+    ]
+    assert len(week2) == 1
+    assert "QUÁ HẠN TRÊN 5 NGÀY LÀM VIỆC" in week2[0].upper()
+    assert "Sở Tư pháp" in week2[0]  # units ranked by on-time rate this month
