@@ -293,6 +293,9 @@ class SqlSourceConfig(Model):
     url: str
     query: str
     interval: Span = timedelta(minutes=5)
+    # An incremental poll: the column (of the query's result) that grows with every change,
+    # such as a last-modified time; the query gets the highest value seen so far as :watermark.
+    watermark: str | None = None
 
 
 class HttpSourceConfig(Model):
@@ -304,8 +307,32 @@ class HttpSourceConfig(Model):
 SourceConfig = Annotated[SqlSourceConfig | HttpSourceConfig, Field(discriminator="type")]
 
 
+def _bytes(value: Any) -> int:
+    """A size: 10485760, "10 MB", "512 kB"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", str(value), re.IGNORECASE)
+    if not m:
+        raise ValueError(
+            _('expected a size such as "10 MB", got {value}').format(value=repr(value))
+        )
+    factor = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}[(m.group(2) or "b").lower()]
+    return int(float(m.group(1)) * factor)
+
+
+Size = Annotated[int, BeforeValidator(_bytes)]
+
+
 class HttpConfig(Model):
     listen: str = "127.0.0.1:8080"
+    max_body: Size = 10 * 1024 * 1024
+    # Signs the e-mail "Đã nhận" links; links point at this address (what officials can reach).
+    public_url: str | None = None
+
+
+class LoggingConfig(Model):
+    format: Literal["plain", "json"] = "plain"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
 def _status_code(value: Any) -> int:
@@ -385,4 +412,5 @@ class Config(Model):
 
     sources: tuple[SourceConfig, ...] = ()
     http: HttpConfig = HttpConfig()
+    logging: LoggingConfig = LoggingConfig()
     import_: ImportConfig = Field(ImportConfig(), alias="import")
