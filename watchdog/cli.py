@@ -347,13 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rules = load_rules(settings)
     if not args.once:
-        raise UsageError(
-            _(
-                "the long-running daemon is not built yet; use `run --once` "
-                "(sync the directory, load demo data with --demo, evaluate the rules once, "
-                "deliver what is due)"
-            )
-        )
+        return _daemon(args, settings)
     clock = _clock(args, settings)
     now = clock.now()
     store = _store(settings)
@@ -412,6 +406,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         _err(error)
     _err(_("pass done at {time}").format(time=show(now, settings.default_calendar.tz)))
     return EXIT_OK if not d.dead else EXIT_FAILED
+
+
+def _daemon(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from watchdog.clock import OffsetClock, SystemClock
+    from watchdog.daemon import Daemon, setup_logging
+
+    setup_logging(settings.config.logging.format, settings.config.logging.level)
+    clock = OffsetClock(_instant(args.now, settings, "--now")) if args.now else SystemClock()
+    global _database_url
+    _database_url = settings.database_url
+    daemon = Daemon(settings.file or Path(args.config), clock, demo=args.demo)
+    return asyncio.run(daemon.run())
 
 
 HISTORY_COLUMNS = (
@@ -882,7 +890,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("run", cmd_run, _("the daemon"))
     sp.add_argument("--once", action="store_true", help=_("one full pass, then exit"))
     sp.add_argument("--demo", action="store_true", help=_("load the built-in demo province cases"))
-    sp.add_argument("--now", metavar="T", help=_("run as if the time were this instant"))
+    sp.add_argument(
+        "--now",
+        metavar="T",
+        help=_("start the clock at this instant (it runs on from there; with --once: stands)"),
+    )
 
     db = sub.add_parser("db", help=_("database maintenance"), description=_("database maintenance"))
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")

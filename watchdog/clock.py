@@ -31,3 +31,21 @@ class FixedClock:
 
     def set(self, at: datetime) -> None:
         self.at = at
+
+
+class OffsetClock:
+    """Time that started at `start` and runs on at the real pace: `watchdog run --now T`
+    (demos and replays: the daemon behaves as if it had been started at T)."""
+
+    def __init__(self, start: datetime):
+        import time
+
+        if start.tzinfo is None:
+            raise ValueError("OffsetClock needs an aware datetime")
+        self._start = start
+        self._t0 = time.monotonic()
+
+    def now(self) -> datetime:
+        import time
+
+        return self._start + timedelta(seconds=time.monotonic() - self._t0)

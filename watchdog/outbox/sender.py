@@ -16,6 +16,7 @@ import logging
 import random
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,7 +39,6 @@ from watchdog.store.outbox import (
     claim_messages,
     complete,
     enqueue_message,
-    release,
     save_rendered,
 )
 
@@ -95,6 +95,7 @@ class Sender:
         batch: int = 100,
         concurrency: int = 16,
         rng: random.Random | None = None,
+        observe: Callable[[str, float, Result], None] | None = None,
     ):
         self.store = store
         self.settings = settings
@@ -106,6 +107,7 @@ class Sender:
         self.batch = batch
         self.concurrency = concurrency
         self.rng = rng or random.Random()
+        self.observe = observe  # (channel, seconds, result) of every send: metrics
         self._ack_key: bytes | None = None
         self._stopping = False
 
@@ -222,11 +224,26 @@ class Sender:
             ack_data=self.ack_data(c.id) if c.kind == "alert" else None,
             attempt=c.attempts,
         )
+        started = time.monotonic()
         try:
-            return await channel.send(message)
+            result = await channel.send(message)
         except Exception as e:  # a channel bug must not lose the message: retry later
             log.exception("channel %s failed on message %d", c.channel, c.id)
-            return Transient(f"{type(e).__name__}: {e}")
+            result = Transient(f"{type(e).__name__}: {e}")
+        if self.observe is not None:
+            self.observe(c.channel, time.monotonic() - started, result)
+        if isinstance(result, Sent):
+            log.info(
+                "sent #%d to %s via %s (attempt %d): %s",
+                c.id,
+                c.recipient,
+                c.channel,
+                c.attempts,
+                message.subject,
+            )
+        else:
+            log.warning("message #%d to %s via %s: %s", c.id, c.recipient, c.channel, result.error)
+        return result
 
     # ----- rendering -----------------------------------------------------------------------
 
@@ -357,7 +374,3 @@ class Sender:
                 now,
                 now,
             )
-
-
-async def shutdown_release(sender: Sender, ids: list[int]) -> None:
-    await asyncio.to_thread(release, sender.store, sender.owner, ids, sender.clock())
