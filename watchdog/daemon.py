@@ -129,6 +129,7 @@ class Daemon:
 
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
+        self._install_signals()  # a SIGTERM while starting stops cleanly too
         self.loaded = validate(self.config_path, self.today)  # ConfigError: exit 2 before start
         settings = self.loaded.settings
         self.store = await self._open_store(settings)
@@ -149,7 +150,8 @@ class Daemon:
             )
             self.leadership = Leadership(self.store, TELEGRAM_POLLER)
             self._pollers = self._make_pollers()
-            self._install_signals()
+            if self._stop.is_set():
+                return self.exit_code
             await self._start_http()
             self._start_scheduler()
             log.info(
@@ -219,7 +221,11 @@ class Daemon:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn("reload", self.reload("SIGHUP")))
+        loop.add_signal_handler(signal.SIGHUP, self._sighup)
+
+    def _sighup(self) -> None:
+        if getattr(self, "engine", None) is not None:  # running: else the start reads it anyway
+            self._spawn("reload", self.reload("SIGHUP"))
 
     # ----- the schedule ------------------------------------------------------------------
 

@@ -285,6 +285,9 @@ class DeliveryConfig(Model):
     group_window: Span = timedelta(minutes=5)
     max_attempts: int = Field(8, ge=1)
     backoff: Span = timedelta(minutes=1)
+    # How long a sender holds a message it claimed; a sender that dies holding it leaves it to
+    # be sent again (as the next attempt) once this has passed.
+    lease: Span = timedelta(minutes=5)
 
 
 class SqlSourceConfig(Model):

@@ -45,7 +45,6 @@ from watchdog.store.outbox import (
 log = logging.getLogger(__name__)
 
 BACKOFF_CAP = timedelta(hours=1)
-LEASE = timedelta(minutes=5)
 
 
 @dataclass
@@ -91,7 +90,7 @@ class Sender:
         clock: Callable[[], datetime],
         *,
         owner: str | None = None,
-        lease: timedelta = LEASE,
+        lease: timedelta | None = None,
         batch: int = 100,
         concurrency: int = 16,
         rng: random.Random | None = None,
@@ -103,7 +102,7 @@ class Sender:
         self.channels = channels
         self.clock = clock
         self.owner = owner or f"{socket.gethostname()}:{secrets.token_hex(4)}"
-        self.lease = lease
+        self.lease = lease or settings.config.delivery.lease
         self.batch = batch
         self.concurrency = concurrency
         self.rng = rng or random.Random()

@@ -1,0 +1,121 @@
+"""`watchdog run` as a subprocess, as users run it: kill -9 mid-delivery loses nothing and
+repeats only what was in flight (recorded as attempt 2), SIGTERM exits 0 after in-flight sends,
+a second daemon on one SQLite file is refused, an invalid rules reload keeps the old rules."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Daemon, ThreadedSmtp, province, watchdog
+
+pytestmark = pytest.mark.slow
+
+
+def history(cwd: Path, config: Path) -> list[dict]:
+    r = watchdog("--config", str(config), "history", "--format", "jsonl", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def prepared(tmp_path: Path, smtp: ThreadedSmtp, officials: int, database: str | None = None):
+    config = province(
+        tmp_path,
+        officials=officials,
+        database=database or f"sqlite:///{tmp_path / 'wd.db'}",
+        smtp_port=smtp.port,
+    )
+    if database and not database.startswith("sqlite"):
+        assert watchdog("--config", str(config), "db", "upgrade", cwd=tmp_path).returncode == 0
+    r = watchdog("--config", str(config), "import", str(tmp_path / "cases.csv"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    return config
+
+
+def check_delivered_once(config: Path, smtp: ThreadedSmtp, expected: int) -> list[dict]:
+    """Every expected message arrived; one that arrived twice was in flight when a sender
+    died, and history shows it (more than one attempt, the first one expired)."""
+    rows = [r for r in history(config.parent, config) if r["kind"] == "alert"]
+    assert len(rows) == expected
+    assert {r["status"] for r in rows} == {"sent"}
+    received = smtp.ids()
+    assert set(received) == {str(r["id"]) for r in rows}
+    by_id = {str(r["id"]): r for r in rows}
+    twice = [i for i, n in received.items() if n > 1]
+    for i in twice:
+        assert by_id[i]["attempts"] >= 2, by_id[i]
+    assert max(received.values()) <= 2
+    return rows
+
+
+def test_kill_9_mid_delivery_on_sqlite_loses_nothing(tmp_path: Path) -> None:
+    with ThreadedSmtp(data_delay=0.1) as smtp:
+        config = prepared(tmp_path, smtp, officials=120)
+        with Daemon(config, "first") as first:
+            first.wait_log("watchdog running")
+            smtp.wait_for(20)
+            first.kill9()  # mid-run: some messages sent, some claimed and in flight
+        arrived = len(smtp.ids())
+        assert arrived < 120
+        with Daemon(config, "second") as second:
+            smtp.wait_for(120, timeout=90)
+            time.sleep(0.5)
+            assert second.terminate() == 0
+            assert "watchdog stopped" in second.text()
+        rows = check_delivered_once(config, smtp, 120)
+        resent = [r for r in rows if r["attempts"] > 1]
+        assert resent, "the messages in flight at the kill were sent again"
+
+
+def test_sigterm_finishes_in_flight_sends_and_exits_0(tmp_path: Path) -> None:
+    with ThreadedSmtp(data_delay=0.2) as smtp:
+        config = prepared(tmp_path, smtp, officials=40)
+        with Daemon(config) as d:
+            smtp.wait_for(5)
+            assert d.terminate() == 0
+        rows = [r for r in history(tmp_path, config) if r["kind"] == "alert"]
+        # nothing left claimed: what was taken was sent and recorded, the rest waits
+        assert not [r for r in rows if r["status"] == "sending"]
+        sent = {str(r["id"]) for r in rows if r["status"] == "sent"}
+        assert sent == set(smtp.ids())
+        with Daemon(config, "again") as d:  # the rest goes on the next start, once
+            d.wait_log("watchdog running")
+            smtp.wait_for(40)
+            assert d.terminate() == 0
+        check_delivered_once(config, smtp, 40)
+
+
+def test_a_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
+    with ThreadedSmtp() as smtp:
+        config = prepared(tmp_path, smtp, officials=2)
+        with Daemon(config, "one") as one:
+            one.wait_log("watchdog running")
+            two = watchdog("--config", str(config), "run", cwd=tmp_path, timeout=30)
+            assert two.returncode == 1
+            assert "another watchdog daemon" in two.stderr
+            assert f"pid {one.proc.pid}" in two.stderr
+            assert "Traceback" not in two.stderr
+            assert one.terminate() == 0
+
+
+def test_an_invalid_rules_reload_keeps_the_running_rules(tmp_path: Path) -> None:
+    with ThreadedSmtp() as smtp:
+        config = prepared(tmp_path, smtp, officials=2)
+        with Daemon(config) as d:
+            d.wait_log("watchdog running")
+            rules = tmp_path / "rules.yaml"
+            good = rules.read_text(encoding="utf-8")
+            rules.write_text(good.replace("'0 working_days'", "'1 dy'"), encoding="utf-8")
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_log("keeping the running configuration")
+            assert "rules.yaml:4" in d.text()  # where it is wrong
+            assert d.proc.poll() is None
+            smtp.wait_for(2)  # still working on the old rules
+            rules.write_text(good.replace("notify:", "repeat: '1 working_day', notify:"))
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_log("reloaded (SIGHUP)")
+            assert d.terminate() == 0
