@@ -565,6 +565,7 @@ def cmd_send_test(args: argparse.Namespace) -> int:
         raise UsageError(
             _("{id}: no configured channel reaches this official").format(id=official.id)
         )
+    ids: list[int] = []
     for channel, address in targets:
         view = MessageView(
             kind="test",
@@ -574,17 +575,13 @@ def cmd_send_test(args: argparse.Namespace) -> int:
             tz=settings.default_calendar.tz,
         )
         r = renderer.render(view)
-        enqueue_message(
-            store,
-            NewMessage("test", official.id, channel, address, r.subject, r.text, r.html),
-            now,
-            now,
-        )
+        new = NewMessage("test", official.id, channel, address, r.subject, r.text, r.html)
+        ids.append(enqueue_message(store, new, now, now) or 0)
     from watchdog.engine.rules import load_rules
 
-    deliver_once(store, settings, load_rules(settings), clock)
+    deliver_once(store, settings, load_rules(settings), clock, only=ids)
     failed = 0
-    for r in history(store, recipient=official.id, since=now)[: len(targets)]:
+    for r in (r for r in history(store, recipient=official.id, since=now) if r.id in ids):
         ok = r.status == "sent"
         failed += not ok
         _err(

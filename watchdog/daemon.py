@@ -312,7 +312,8 @@ class Daemon:
             # shielded: stopping the scheduler cancels its jobs, but a send batch in flight
             # must finish and record what it sent (the shutdown waits for these tasks)
             task = asyncio.get_running_loop().create_task(work(), name=f"watchdog:{name}")
-            await asyncio.shield(task)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
 
         return run
 
@@ -446,9 +447,19 @@ class Daemon:
     def _poll(self, name: str, poller: Any) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             report = await asyncio.to_thread(poller.poll_once)
-            if getattr(report, "error", None):
-                log.error("source %s: %s", name, report.error)
-            elif getattr(report, "inserted", 0) or getattr(report, "updated", 0):
+            if report.error:
+                log.error("%s", report.error)  # names the source and its URL, masked
+                return
+            for problem in report.problems:
+                log.warning("%s", problem)  # "hoso: row 3, column ...: reason"
+            if report.inserted or report.updated:
+                log.info(
+                    "source %s: %d new, %d updated, %d rejected",
+                    name,
+                    report.inserted,
+                    report.updated,
+                    report.rejected,
+                )
                 self.wake("tick")
 
         return run

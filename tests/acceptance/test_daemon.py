@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import pgcluster
 from tests.support.daemon import Daemon, ThreadedSmtp, province, watchdog
 
 pytestmark = pytest.mark.slow
@@ -119,3 +120,56 @@ def test_an_invalid_rules_reload_keeps_the_running_rules(tmp_path: Path) -> None
             d.proc.send_signal(signal.SIGHUP)
             d.wait_log("reloaded (SIGHUP)")
             assert d.terminate() == 0
+
+
+@pytest.mark.postgres
+def test_three_replicas_on_postgresql_share_the_work_and_survive_a_kill(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with ThreadedSmtp(data_delay=0.1) as smtp:
+        config = prepared(tmp_path, smtp, officials=150, database=postgres_url)
+        replicas = [Daemon(config, f"replica{i}") for i in range(3)]
+        try:
+            for r in replicas:
+                r.wait_log("watchdog running")
+            smtp.wait_for(30)
+            replicas[0].kill9()
+            smtp.wait_for(150, timeout=90)
+            time.sleep(0.5)
+            for r in replicas[1:]:
+                assert r.terminate() == 0
+        finally:
+            for r in replicas:
+                r.__exit__()
+        check_delivered_once(config, smtp, 150)
+        senders = [r for r in replicas if "sent #" in r.text()]
+        assert len(senders) >= 2, "the replicas shared the sending"
+
+
+@pytest.mark.skipif(not pgcluster.available(), reason="needs PostgreSQL server binaries")
+def test_the_database_going_away_and_coming_back(tmp_path: Path) -> None:
+    """A PostgreSQL restart during a run (a cluster of the test's own): the daemon keeps
+    running, logs the outage once, recovers, and delivers everything."""
+    cluster = pgcluster.Cluster()
+    try:
+        cluster.start()
+        with ThreadedSmtp(data_delay=0.1) as smtp:
+            config = prepared(tmp_path, smtp, officials=100, database=cluster.url)
+            with Daemon(config) as d:
+                d.wait_log("watchdog running")
+                smtp.wait_for(10)
+                cluster.stop()
+                d.wait_log("database unreachable")
+                time.sleep(3)
+                assert d.proc.poll() is None  # still running
+                cluster.start()
+                d.wait_log("database reachable again", timeout=90)
+                smtp.wait_for(100, timeout=90)
+                time.sleep(0.5)
+                assert d.terminate() == 0
+                log = d.text()
+            assert log.count("database unreachable") == 1  # once per outage
+            assert "Traceback" not in log
+            check_delivered_once(config, smtp, 100)
+    finally:
+        cluster.destroy()

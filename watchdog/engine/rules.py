@@ -143,7 +143,7 @@ class Stage(Model):
     when: When
     scope: Literal["case", "step"] = "case"
     notify: tuple[str, ...] = Field(min_length=1)
-    channels: tuple[Literal["telegram", "email", "file"], ...] | None = None
+    channels: tuple[Literal["telegram", "email", "webhook", "file"], ...] | None = None
     all_channels: bool = False
     repeat: RepeatDuration | None = None
     until_ack: bool = False

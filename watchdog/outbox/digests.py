@@ -161,8 +161,8 @@ def send_due_digests(
                     now,
                     now,
                 )
-                report.written += int(written)
-                report.already += int(not written)
+                report.written += int(written is not None)
+                report.already += int(written is None)
     return report
 
 

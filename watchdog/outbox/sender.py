@@ -39,6 +39,7 @@ from watchdog.store.outbox import (
     claim_messages,
     complete,
     enqueue_message,
+    release,
     save_rendered,
 )
 
@@ -109,6 +110,7 @@ class Sender:
         self.observe = observe  # (channel, seconds, result) of every send: metrics
         self._ack_key: bytes | None = None
         self._stopping = False
+        self._unrecorded: list[Completion] = []
 
     def stop(self) -> None:
         """Claim nothing more; what is in flight finishes."""
@@ -116,14 +118,18 @@ class Sender:
 
     # ----- the loop ----------------------------------------------------------------------
 
-    async def deliver_due(self, max_batches: int | None = None) -> DeliveryReport:
-        """Send everything due now, batch after batch, until nothing is due."""
+    async def deliver_due(
+        self, max_batches: int | None = None, only: list[int] | None = None
+    ) -> DeliveryReport:
+        """Send everything due now (with `only`: those messages alone), batch after batch,
+        until nothing is due."""
         report = DeliveryReport()
         batches = 0
+        await self._flush_unrecorded()
         while not self._stopping and (max_batches is None or batches < max_batches):
             now = self.clock()
             claimed = await asyncio.to_thread(
-                claim_messages, self.store, self.owner, now, self.lease, self.batch
+                claim_messages, self.store, self.owner, now, self.lease, self.batch, only
             )
             if not claimed:
                 break
@@ -151,33 +157,45 @@ class Sender:
             if c.id in broken:  # a template the admin broke: the admin hears of it below
                 completions.append(Completion(c.id, DEAD, "permanent", broken[c.id]))
         ready = [c for c in ready if c.id not in broken]
-        sem = asyncio.Semaphore(self.concurrency)
+        kinds = {c.id: c for c in claimed}
+        if completions:
+            report.dead += len(completions)
+            await self._record(completions, kinds, report)
+        # In chunks of `concurrency`: each chunk's results are recorded before the next is sent,
+        # so a sender that dies leaves at most one chunk sent but unrecorded (sent again later).
+        for i in range(0, len(ready), self.concurrency):
+            if self._stopping:  # shutting down: give back what was claimed and not yet sent
+                rest = [c.id for c in ready[i:]]
+                await asyncio.to_thread(release, self.store, self.owner, rest, self.clock())
+                report.claimed -= len(rest)
+                break
+            chunk = ready[i : i + self.concurrency]
+            results = await asyncio.gather(*(self._send(c, by_id.get(c.id)) for c in chunk))
+            await self._record(self._outcomes(chunk, results, report), kinds, report)
+        return report
 
-        async def one(c: Claimed) -> tuple[Claimed, Result]:
-            async with sem:
-                return c, await self._send(c, by_id.get(c.id))
-
-        results = await asyncio.gather(*(one(c) for c in ready))
+    def _outcomes(
+        self, chunk: list[Claimed], results: list[Result], report: DeliveryReport
+    ) -> list[Completion]:
         now = self.clock()
-        unlinked: list[Claimed] = []
-        for c, result in results:
+        max_attempts = self.settings.config.delivery.max_attempts
+        out: list[Completion] = []
+        for c, result in zip(chunk, results, strict=True):
             if isinstance(result, Sent):
                 report.sent += 1
                 if c.attempts > 1:
                     report.resent += 1
-                completions.append(
+                out.append(
                     Completion(
                         c.id, SENT, "sent", result.note, result.provider_id, None, result.moved_to
                     )
                 )
-                if result.moved_to:
-                    await asyncio.to_thread(move_chat, self.store, c.address, result.moved_to)
             elif isinstance(result, Transient) and c.attempts < max_attempts:
                 report.retrying += 1
                 delay = backoff(
                     c.attempts, self.settings.config.delivery.backoff, self.rng, result.retry_after
                 )
-                completions.append(
+                out.append(
                     Completion(c.id, FAILED, "transient", result.error, next_attempt_at=now + delay)
                 )
             else:
@@ -186,21 +204,47 @@ class Sender:
                 error = result.error
                 if isinstance(result, Transient):
                     error = f"{error} (attempt {c.attempts} of {max_attempts})"
-                completions.append(Completion(c.id, DEAD, outcome, error))
-                if isinstance(result, Permanent) and result.unlink:
-                    unlinked.append(c)
-        done = set(await asyncio.to_thread(complete, self.store, self.owner, now, completions))
+                unlink = isinstance(result, Permanent) and result.unlink
+                out.append(Completion(c.id, DEAD, outcome, error, unlink=unlink))
+        return out
+
+    async def _record(
+        self, completions: list[Completion], kinds: dict[int, Claimed], report: DeliveryReport
+    ) -> None:
+        """Record what sending did. If the database is away, the completions are kept and
+        recorded first thing when it answers again (still fenced on our lease), so an outage
+        during a send does not make those messages go twice."""
+        now = self.clock()
+        try:
+            done = set(await asyncio.to_thread(complete, self.store, self.owner, now, completions))
+        except Exception:
+            self._unrecorded.extend(completions)
+            raise
         lost = [c.id for c in completions if c.id not in done]
         if lost:
             log.warning("messages %s: lease lost before completion; another sender has them", lost)
-        dead = [c for c in completions if c.status == DEAD and c.id in done]
-        kinds = {c.id: c for c in claimed}
-        for d in dead:
-            report.errors.append(f"message {d.id}: {d.error}")
-            await asyncio.to_thread(self._tell_admin, kinds[d.id], d.error or "", now)
-        for c in unlinked:
-            await asyncio.to_thread(self._unlinked, c, now)
-        return report
+        for c in completions:
+            if c.id not in done:
+                continue
+            claimed = kinds.get(c.id)
+            if c.address and claimed is not None:
+                await asyncio.to_thread(move_chat, self.store, claimed.address, c.address)
+            if c.status == DEAD and claimed is not None:
+                report.errors.append(f"message {c.id}: {c.error}")
+                await asyncio.to_thread(self._tell_admin, claimed, c.error or "", now)
+                if c.unlink:
+                    await asyncio.to_thread(self._unlinked, claimed, now)
+
+    async def _flush_unrecorded(self) -> None:
+        if not self._unrecorded:
+            return
+        pending, self._unrecorded = self._unrecorded, []
+        try:
+            done = await asyncio.to_thread(complete, self.store, self.owner, self.clock(), pending)
+        except Exception:
+            self._unrecorded = pending + self._unrecorded
+            raise
+        log.info("recorded %d send(s) made while the database was away", len(done))
 
     async def _send(self, c: Claimed, rendering: Rendering | None) -> Result:
         channel = self.channels.get(c.channel)
@@ -315,9 +359,11 @@ class Sender:
             return
         text = (
             f"Thông báo số {dead.id} gửi {dead.recipient} qua {dead.channel} "
-            f"({dead.address}) không gửi được sau {dead.attempts} lần: {error}.\n"
-            f"Xem: watchdog history --status dead"
+            f"({dead.address}) không gửi được sau {dead.attempts} lần: {error}.\n\n"
+            "Trong một giờ chỉ báo một lần: các thông báo không gửi được khác trong giờ này "
+            "không báo lại. Xem tất cả: watchdog history --status dead"
         )
+        hour = now.astimezone(self.settings.default_calendar.tz).strftime("%Y%m%d%H")
         for address, channel in self._admin_addresses():
             enqueue_message(
                 self.store,
@@ -328,7 +374,7 @@ class Sender:
                     address=address,
                     subject=f"[tthc-watchdog] Thông báo không gửi được (số {dead.id})",
                     text=text,
-                    dedup_key=f"dead:{dead.id}:{address}",
+                    dedup_key=f"dead:{address}:{hour}",  # one notice per admin per hour
                 ),
                 now,
                 now,

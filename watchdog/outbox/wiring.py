@@ -77,10 +77,12 @@ def deliver_once(
     *,
     channels: dict[str, Channel] | None = None,
     flush: bool = True,
+    only: list[int] | None = None,
 ) -> PassReport:
     """Digests due now, then every message due now: the delivery half of `run --once`. With
     `flush`, alerts whose group window is still open go too (a single pass has no later moment
-    to group into); messages held for office hours stay held."""
+    to group into); messages held for office hours stay held. With `only`, those messages
+    alone are sent, and no digest is written (`send-test`)."""
     renderer = renderer_for(settings)
 
     async def run() -> PassReport:
@@ -88,11 +90,12 @@ def deliver_once(
         try:
             report = PassReport()
             now: datetime = clock.now()
-            report.digests = send_due_digests(store, settings, rules, renderer, now)
-            if flush:
-                close_groups(store, now)
+            if only is None:
+                report.digests = send_due_digests(store, settings, rules, renderer, now)
+                if flush:
+                    close_groups(store, now)
             sender = Sender(store, settings, renderer, own, clock.now)
-            report.delivery = await sender.deliver_due()
+            report.delivery = await sender.deliver_due(only=only)
             return report
         finally:
             if channels is None:

@@ -203,8 +203,11 @@ class NewMessage:
     urgent: bool = False
 
 
-def enqueue_message(store: Store, message: NewMessage, now: datetime, send_at: datetime) -> bool:
-    """Write one message; False when its dedup key was written before (exactly once)."""
+def enqueue_message(
+    store: Store, message: NewMessage, now: datetime, send_at: datetime
+) -> int | None:
+    """Write one message: its id, or None when its dedup key was written before (exactly
+    once)."""
     row = {
         "kind": message.kind,
         "recipient": message.recipient,
@@ -225,10 +228,9 @@ def enqueue_message(store: Store, message: NewMessage, now: datetime, send_at: d
     }
     with store.begin() as conn:
         if message.dedup_key is None:
-            conn.execute(insert(schema.messages), row)
-            return True
+            return conn.execute(insert(schema.messages).returning(_m.id), row).scalar_one()
         stmt = store.insert_ignoring(schema.messages, ("dedup_key",)).returning(_m.id)
-        return conn.execute(stmt, row).first() is not None
+        return conn.execute(stmt, row).scalar()
 
 
 def dedup_keys_present(store: Store, keys: Sequence[str]) -> set[str]:
@@ -279,14 +281,22 @@ class Claimed:
 
 
 def claim_messages(
-    store: Store, owner: str, now: datetime, lease: timedelta, limit: int
+    store: Store,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    only: Sequence[int] | None = None,
 ) -> list[Claimed]:
-    """Lease up to `limit` messages whose time has come (or whose lease expired) to `owner`.
-    Alerts not rendered yet come with the cases they carry."""
+    """Lease up to `limit` messages whose time has come (or whose lease expired) to `owner`;
+    with `only`, among those ids alone (`send-test`). Alerts not rendered yet come with the
+    cases they carry."""
     due = or_(
         and_(_m.status.in_(WAITING), _m.next_attempt_at <= now),
         and_(_m.status == SENDING, _m.lease_until < now),
     )
+    if only is not None:
+        due = and_(due, _m.id.in_(list(only)))
     pick = (
         select(_m.id)
         .where(due)
@@ -424,6 +434,7 @@ class Completion:
     provider_id: str | None = None
     next_attempt_at: datetime | None = None
     address: str | None = None  # the address moved (Telegram chat migrated)
+    unlink: bool = False  # the address is gone for good (a blocked bot): not stored, acted on
 
 
 def complete(
