@@ -25,8 +25,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@$(PIP) install -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
+# The daemon on the demo province: every message is written to var/outbox/ (the file channel)
+# and logged as it is delivered, until Ctrl-C. `run --once --demo` does one pass and exits.
 run: $(VENV)/.installed
-	$(BIN)/watchdog --config config.example.yaml run --once --demo
+	$(BIN)/watchdog --config config.example.yaml run --demo
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check watchdog tests bench

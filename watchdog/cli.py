@@ -415,7 +415,20 @@ def _daemon(args: argparse.Namespace, settings: Settings) -> int:
     from watchdog.daemon import Daemon, setup_logging
 
     setup_logging(settings.config.logging.format, settings.config.logging.level)
-    clock = OffsetClock(_instant(args.now, settings, "--now")) if args.now else SystemClock()
+    if args.now:
+        clock: Clock = OffsetClock(_instant(args.now, settings, "--now"))
+    elif args.demo:  # a demo shows messages at once: at night its clock starts at the opening
+        now = SystemClock().now()
+        opening = settings.default_calendar.next_desk_instant(now)
+        clock = OffsetClock(opening) if opening > now else SystemClock()
+        if opening > now:
+            _err(
+                _("demo: the desk is closed now; the clock starts at its opening, {time}").format(
+                    time=show(opening, settings.default_calendar.tz)
+                )
+            )
+    else:
+        clock = SystemClock()
     global _database_url
     _database_url = settings.database_url
     daemon = Daemon(settings.file or Path(args.config), clock, demo=args.demo)

@@ -329,8 +329,7 @@ class Daemon:
             self._next_probe = time.monotonic() + self._probe_wait
             log.error("database unreachable (%s): %s; waiting for it", job, error)
             if self.health is not None:
-                self.health.database_ok = False
-                self.health.database_error = str(error)
+                self.health.record_database(False, str(error), self.clock.now())
 
     async def probe(self) -> None:
         """During an outage: try the database with backoff; resume everything when it answers."""
@@ -350,8 +349,7 @@ class Daemon:
         self._outage_since = None
         log.warning("database reachable again after %.0f s: resuming", lasted)
         if self.health is not None:
-            self.health.database_ok = True
-            self.health.database_error = None
+            self.health.record_database(True, None, self.clock.now())
         for job in ("tick", "deliver", "digests", "health"):
             self.wake(job)
 
@@ -370,11 +368,10 @@ class Daemon:
         started = time.monotonic()
         fired, evaluated = await asyncio.to_thread(self._tick_sync)
         if self.metrics is not None:
-            self.metrics.tick_duration.observe(time.monotonic() - started)
-            self.metrics.firings.inc(fired)
+            self.metrics.observe_tick(time.monotonic() - started)
+            self.metrics.count_firings(fired)
         if self.health is not None:
-            self.health.last_tick_at = self.clock.now()
-            self.health.last_tick_seconds = time.monotonic() - started
+            self.health.record_tick(self.clock.now(), time.monotonic() - started)
         if fired:
             log.info("tick: %d case(s) evaluated, %d new firing(s)", evaluated, fired)
             self.wake("deliver")
@@ -417,8 +414,8 @@ class Daemon:
         from watchdog.store.outbox import message_counts
 
         counts = await asyncio.to_thread(message_counts, self.store)
-        self.health.messages = counts
-        self.health.database_ok = True
+        self.health.record_messages(counts)
+        self.health.record_database(True, None, self.clock.now())
 
     async def lead(self) -> None:
         """Poll Telegram only while this replica holds the poller lock."""
@@ -524,17 +521,24 @@ class Daemon:
 
     # ----- HTTP ----------------------------------------------------------------------------
 
+    def _observe_send(self, channel: str, seconds: float, result: Any) -> None:
+        from watchdog.channels import Sent
+
+        if self.metrics is not None:
+            self.metrics.observe_send(channel, seconds, sent=isinstance(result, Sent))
+
     async def _start_http(self) -> None:
         if not self.http or not self.settings.config.http.listen:  # listen: "" = no server
             return
         import uvicorn
 
-        from watchdog.http.app import AppContext, HealthState, create_app
-        from watchdog.http.metrics import Metrics
+        from watchdog.http.app import AppContext, create_app
+        from watchdog.http.metrics import HealthState, Metrics
         from watchdog.store.outbox import acknowledge
 
-        self.metrics = Metrics()
-        self.health = HealthState(stale_after=TICK_EVERY * 3)
+        self.health = HealthState(tick_interval=TICK_EVERY)
+        self.metrics = Metrics(self.health, self.clock.now)
+        self.sender.observe = self._observe_send
         ctx = AppContext(
             store=self.store,
             settings=lambda: self.settings,
