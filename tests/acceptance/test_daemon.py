@@ -9,10 +9,11 @@ import signal
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support import pgcluster
-from tests.support.daemon import Daemon, ThreadedSmtp, province, watchdog
+from tests.support.daemon import Daemon, ThreadedSmtp, free_port, province, watchdog
 
 pytestmark = pytest.mark.slow
 
@@ -23,12 +24,19 @@ def history(cwd: Path, config: Path) -> list[dict]:
     return [json.loads(line) for line in r.stdout.splitlines()]
 
 
-def prepared(tmp_path: Path, smtp: ThreadedSmtp, officials: int, database: str | None = None):
+def prepared(
+    tmp_path: Path,
+    smtp: ThreadedSmtp,
+    officials: int,
+    database: str | None = None,
+    http_port: int | None = None,
+):
     config = province(
         tmp_path,
         officials=officials,
         database=database or f"sqlite:///{tmp_path / 'wd.db'}",
         smtp_port=smtp.port,
+        http_port=http_port,
     )
     if database and not database.startswith("sqlite"):
         assert watchdog("--config", str(config), "db", "upgrade", cwd=tmp_path).returncode == 0
@@ -119,6 +127,10 @@ def test_an_invalid_rules_reload_keeps_the_running_rules(tmp_path: Path) -> None
             rules.write_text(good.replace("notify:", "repeat: '1 working_day', notify:"))
             d.proc.send_signal(signal.SIGHUP)
             d.wait_log("reloaded (SIGHUP)")
+            # a changed file is noticed without a signal too
+            time.sleep(1.1)  # a new mtime even on coarse file systems
+            rules.write_text(good, encoding="utf-8")
+            d.wait_log("rules.yaml changed): rules", timeout=20)
             assert d.terminate() == 0
 
 
@@ -154,16 +166,23 @@ def test_the_database_going_away_and_coming_back(tmp_path: Path) -> None:
     try:
         cluster.start()
         with ThreadedSmtp(data_delay=0.1) as smtp:
-            config = prepared(tmp_path, smtp, officials=100, database=cluster.url)
+            port = free_port()
+            config = prepared(tmp_path, smtp, officials=100, database=cluster.url, http_port=port)
+            health = f"http://127.0.0.1:{port}/healthz"
             with Daemon(config) as d:
                 d.wait_log("watchdog running")
+                assert httpx.get(health).status_code == 200
                 smtp.wait_for(10)
                 cluster.stop()
                 d.wait_log("database unreachable")
                 time.sleep(3)
                 assert d.proc.poll() is None  # still running
+                down = httpx.get(health)  # /healthz says so meanwhile
+                assert down.status_code == 503
+                assert down.json()["database"]["reachable"] is False
                 cluster.start()
                 d.wait_log("database reachable again", timeout=90)
+                assert httpx.get(health).status_code == 200
                 smtp.wait_for(100, timeout=90)
                 time.sleep(0.5)
                 assert d.terminate() == 0
@@ -173,3 +192,52 @@ def test_the_database_going_away_and_coming_back(tmp_path: Path) -> None:
             check_delivered_once(config, smtp, 100)
     finally:
         cluster.destroy()
+
+
+@pytest.mark.postgres
+def test_one_replica_polls_telegram_and_another_takes_over_when_it_dies(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from tests.support.fake_telegram import FakeTelegram
+
+    with ThreadedSmtp() as smtp, FakeTelegram(chat_interval=0.01, bot_per_second=1000) as fake:
+        config = province(
+            tmp_path,
+            officials=2,
+            database=postgres_url,
+            smtp_port=smtp.port,
+            extra=(
+                f"channels_telegram_marker: 0\n"  # replaced below
+            ),
+        )
+        text = config.read_text(encoding="utf-8").replace("channels_telegram_marker: 0\n", "")
+        text = text.replace(
+            "channels:\n",
+            f"channels:\n  telegram: {{token: '{fake.token}', api_url: '{fake.api_url}'}}\n",
+        )
+        config.write_text(text, encoding="utf-8")
+        assert watchdog("--config", str(config), "db", "upgrade", cwd=tmp_path).returncode == 0
+        replicas = [Daemon(config, f"r{i}") for i in range(2)]
+        try:
+            for r in replicas:
+                r.wait_log("watchdog running")
+            deadline = time.monotonic() + 30
+            while not any("this replica polls Telegram" in r.text() for r in replicas):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            time.sleep(1)
+            pollers = [r for r in replicas if "this replica polls Telegram" in r.text()]
+            assert len(pollers) == 1  # one poller per bot token
+            leader = pollers[0]
+            other = next(r for r in replicas if r is not leader)
+            leader.kill9()
+            other.wait_log("this replica polls Telegram", timeout=60)  # within a minute
+            fake.push_message("4242", "/start")  # the new poller answers
+            deadline = time.monotonic() + 20
+            while not fake.sent("4242"):
+                assert time.monotonic() < deadline, "the new poller did not answer"
+                time.sleep(0.1)
+            assert other.terminate() == 0
+        finally:
+            for r in replicas:
+                r.__exit__()

@@ -53,8 +53,22 @@ class ThreadedSmtp:
             time.sleep(0.05)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def province(
-    folder: Path, *, officials: int, database: str, smtp_port: int, extra: str = ""
+    folder: Path,
+    *,
+    officials: int,
+    database: str,
+    smtp_port: int,
+    http_port: int | None = None,
+    extra: str = "",
 ) -> Path:
     """A config with `officials` officials in one unit, one overdue case each."""
     lines = [
@@ -74,7 +88,7 @@ def province(
         f"  email: {{host: 127.0.0.1, port: {smtp_port}, tls: none, from: wd@example.vn,"
         " timeout: 5s}",
         "delivery: {quiet_hours: false, group_window: 1s, backoff: 1s, lease: 4s}",
-        "http: {listen: ''}",
+        f"http: {{listen: '127.0.0.1:{http_port}'}}" if http_port else "http: {listen: ''}",
         extra,
     ]
     config = folder / "config.yaml"
