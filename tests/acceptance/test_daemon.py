@@ -201,17 +201,8 @@ def test_one_replica_polls_telegram_and_another_takes_over_when_it_dies(
     from tests.support.fake_telegram import FakeTelegram
 
     with ThreadedSmtp() as smtp, FakeTelegram(chat_interval=0.01, bot_per_second=1000) as fake:
-        config = province(
-            tmp_path,
-            officials=2,
-            database=postgres_url,
-            smtp_port=smtp.port,
-            extra=(
-                f"channels_telegram_marker: 0\n"  # replaced below
-            ),
-        )
-        text = config.read_text(encoding="utf-8").replace("channels_telegram_marker: 0\n", "")
-        text = text.replace(
+        config = province(tmp_path, officials=2, database=postgres_url, smtp_port=smtp.port)
+        text = config.read_text(encoding="utf-8").replace(
             "channels:\n",
             f"channels:\n  telegram: {{token: '{fake.token}', api_url: '{fake.api_url}'}}\n",
         )
