@@ -176,7 +176,7 @@ def config_on(db_url: str, small_config: Path) -> Path:
     return small_config
 
 
-@pytest.mark.parametrize("command", [["cases"], ["cases", "--format", "jsonl"], ["run", "--once"]])
+@pytest.mark.parametrize("command", [["cases"], ["cases", "--format", "jsonl"]])
 def test_commands_list_the_others_and_exit_cleanly(
     store: Store, config_on: Path, command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -195,6 +195,21 @@ def test_commands_list_the_others_and_exit_cleanly(
     notes = [line for line in captured.err.splitlines() if "evaluation_error" in line]
     assert len(notes) == 2, captured.err
     assert all(any(code in note for note in notes) for code in ("X2200", "X9999")), notes
+
+
+def test_run_once_evaluates_the_others_and_exits_cleanly(
+    store: Store, config_on: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --once` prints a summary, not the board: the uncomputable cases are findings, the
+    others are evaluated, and the pass ends normally."""
+    load_good(store, config_on)
+    put_uncomputable(store, PAST_2200, PLACEHOLDER)
+    code = cli.main(["--config", str(config_on), "run", "--once", "--now", "2026-12-05T09:00"])
+    captured = capsys.readouterr()
+    assert code == cli.EXIT_OK, captured.err
+    assert set(errors(store)) == {"X2200", "X9999"}
+    assert "Traceback" not in captured.err
+    assert "5 open case(s) planned" in captured.err  # the two uncomputable ones included
 
 
 def listed(out: str, *, jsonl: bool) -> list[str]:

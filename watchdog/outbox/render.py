@@ -326,6 +326,7 @@ class Renderer:
             "d": digest,
             "sections": sections,
             "notice": view.notice or "",
+            "ack_url": view.ack_url or "",
             "masked": masked,
             "when": when,
             "day": day,

@@ -46,6 +46,7 @@ from watchdog.store.outbox import (
 log = logging.getLogger(__name__)
 
 BACKOFF_CAP = timedelta(hours=1)
+ACK_LINK_LIFETIME = timedelta(days=30)
 
 
 @dataclass
@@ -313,6 +314,7 @@ class Sender:
                 now=now,
                 tz=tz,
                 cases=tuple(cases),
+                ack_url=self.ack_link(c.id, now) if c.channel in ("email", "file") else None,
             )
             try:
                 r = self.renderer.render(view)
@@ -342,6 +344,16 @@ class Sender:
         """Callback data of the "Đã nhận" button: the message id, signed (<= 64 bytes)."""
         sig = hmac.new(self._key(), f"ack:{message_id}".encode(), hashlib.sha256).hexdigest()
         return f"ack:{message_id}:{sig[:20]}"
+
+    def ack_link(self, message_id: int, now: datetime) -> str | None:
+        """The e-mail's signed "Đã nhận" link, when the daemon's address is known
+        (`http.public_url`); it expires with ACK_LINK_LIFETIME."""
+        public = self.settings.config.http.public_url
+        if not public:
+            return None
+        from watchdog.http.acklink import ack_url
+
+        return ack_url(public, self._key(), message_id, now + ACK_LINK_LIFETIME)
 
     def check_ack(self, data: str) -> int | None:
         """The message id a button's data names, when its signature is ours."""

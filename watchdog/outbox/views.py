@@ -82,3 +82,4 @@ class MessageView:
     cases: tuple[CaseView, ...] = ()
     digest: DigestView | None = None
     notice: str | None = None  # "notice": plain text for the admin (dead letters)
+    ack_url: str | None = None  # e-mail: the signed "Đã nhận" link (needs http.public_url)
