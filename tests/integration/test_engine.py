@@ -263,7 +263,7 @@ def test_next_check_at_is_indexed_and_closed_cases_drop_out(
 def test_worker_processes_write_what_one_process_writes(
     store: Store, db_url: str, province: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from watchdog.engine import runner
+    from watchdog.engine import worker
 
     settings = load_settings(province, env={})
     cases = [
@@ -277,7 +277,7 @@ def test_worker_processes_write_what_one_process_writes(
 
     # The workers are new interpreters (spawn) with the real function: with workers=2 nothing
     # may be evaluated here, or the test would pass with the pool unused.
-    monkeypatch.setattr(runner, "evaluate_facts", not_here)
+    monkeypatch.setattr(worker, "evaluate_facts", not_here)
     with Engine(
         Store.open(db_url, migrate=False),
         settings,
@@ -400,7 +400,7 @@ def test_a_failing_evaluation_releases_the_batch(
 ) -> None:
     """An error while evaluating (a bug, not bad data) must not leave the batch's connection,
     and on PostgreSQL its row locks, behind: the next tick must be able to claim the cases."""
-    from watchdog.engine import runner
+    from watchdog.engine import worker
 
     e = engine(db_url, province)
     load(store, e.settings, [CASE], at("02/11/2026 09:00"))
@@ -408,7 +408,7 @@ def test_a_failing_evaluation_releases_the_batch(
     def broken(*args, **kwargs):
         raise RuntimeError("bug in the evaluation")
 
-    monkeypatch.setattr(runner, "evaluate_facts", broken)
+    monkeypatch.setattr(worker, "evaluate_facts", broken)
     with pytest.raises(RuntimeError):
         e.tick(at("02/11/2026 09:05"))
     monkeypatch.undo()

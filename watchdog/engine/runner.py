@@ -13,28 +13,27 @@ import logging
 import multiprocessing
 import pickle
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from watchdog.config import Settings
-from watchdog.domain import CaseRecord, Fired
-from watchdog.engine.evaluate import Evaluation, Finding, Firing, evaluate
+from watchdog.domain import RECORD_FIELDS
+from watchdog.engine import worker
+from watchdog.engine.evaluate import Firing
 from watchdog.engine.rules import RuleSet
 from watchdog.store import Store
-from watchdog.store.cases import Facts
 from watchdog.store.findings import NewFinding
-from watchdog.store.firings import FiringRow
-from watchdog.store.plans import Claim, Plan, claim_due, claim_open, get_state, set_state
+from watchdog.store.plans import Claim, claim_due, claim_open, get_state, set_state
 
 log = logging.getLogger(__name__)
 
 RULES_HASH_KEY = "rules_hash"
 # Runs inside a batch's write transaction with the firings just written: (id, firing) pairs.
 OnFirings = Callable[[Any, list[tuple[int, Firing]]], None]
-RETRY_LATER = timedelta(minutes=1)
+_ID_AT = RECORD_FIELDS.index("id")
 
 
 @dataclass
@@ -48,51 +47,8 @@ class TickReport:
 @dataclass
 class _Batch:
     claim: Claim
-    results: Callable[[], list[Evaluation]] = field(default=lambda: [])
-
-    @property
-    def facts(self) -> list[Facts]:
-        return self.claim.facts
-
-
-def evaluate_facts(
-    settings: Settings,
-    rules: RuleSet,
-    facts: Sequence[Facts],
-    fired: dict[int, dict[tuple, Fired]],
-    now: datetime,
-) -> list[Evaluation]:
-    out = []
-    for record, events in facts:
-        stages = rules.stages_for(
-            settings, record.procedure_code, record.unit_code, record.submission_channel
-        )
-        try:
-            known = fired.get(record.id, {})
-            out.append(evaluate(record, events, stages, settings, known, now))
-        except Exception as e:  # one broken case must not stop the others
-            log.exception("case %s cannot be evaluated", record.case_code)
-            problem = Finding("evaluation_error", record.case_code, f"{type(e).__name__}: {e}")
-            out.append(Evaluation(findings=[problem]))  # not planned again until it changes
-    return out
-
-
-_WORKER_STATE: tuple[Settings, RuleSet] | None = None
-
-
-def _worker_init(payload: bytes) -> None:
-    global _WORKER_STATE
-    _WORKER_STATE = pickle.loads(payload)
-
-
-def _worker_evaluate(facts, fired, now) -> list[tuple]:
-    """Evaluate in a worker; the answer travels as plain tuples (pickled far faster)."""
-    assert _WORKER_STATE is not None, "worker not initialised"
-    settings, rules = _WORKER_STATE
-    return [
-        (ev.firings, ev.next_check_at, ev.findings)
-        for ev in evaluate_facts(settings, rules, facts, fired, now)
-    ]
+    keep: bool = False  # the firings themselves come back too (an on_firings hook wants them)
+    results: Callable[[], list[worker.Done]] = field(default=lambda: [])
 
 
 class Engine:
@@ -118,7 +74,7 @@ class Engine:
             self._pool = ProcessPoolExecutor(
                 workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
+                initializer=worker.init,
                 initargs=(payload,),
             )
 
@@ -210,14 +166,14 @@ class Engine:
                 if claim is None:
                     break
                 cursor = claim.cursor
-                batch = _Batch(claim)
+                batch = _Batch(claim, keep=on_firings is not None)
                 inflight.append(batch)  # from here on `finally` releases it, whatever happens
                 batch.results = self._submit(batch, now)
                 if len(inflight) > self.workers:
                     self._finish(inflight.popleft(), now, report, on_firings)
                     if progress:
                         progress(report.evaluated)
-                if len(batch.facts) < self.batch_size:
+                if len(claim) < self.batch_size:
                     break
             while inflight:
                 self._finish(inflight.popleft(), now, report, on_firings)
@@ -228,73 +184,63 @@ class Engine:
                 batch.claim.release()
         return report
 
-    def _submit(self, batch: _Batch, now: datetime) -> Callable[[], list[Evaluation]]:
-        facts, fired = batch.facts, batch.claim.fired
+    def _submit(self, batch: _Batch, now: datetime) -> Callable[[], list[worker.Done]]:
+        claim, keep = batch.claim, batch.keep
+        rows, events, fired = claim.rows, claim.events, claim.fired
+        text = claim.text_instants
         if self._pool is None:
-            results = evaluate_facts(self.settings, self.rules, facts, fired, now)
-            return lambda: results
-        n = max(1, -(-len(facts) // self.workers))
-        futures = [
-            self._pool.submit(_worker_evaluate, facts[i : i + n], fired, now)
-            for i in range(0, len(facts), n)
-        ]
-        return lambda: [
-            Evaluation(firings, next_at, findings)
-            for f in futures
-            for firings, next_at, findings in f.result()
-        ]
+            work = (rows, events, fired, claim.instants, text)
+            done = worker.evaluate_work(self.settings, self.rules, work, now, keep)
+            return lambda: [done]
+        n = max(1, -(-len(rows) // self.workers))
+        futures = []
+        for i in range(0, len(rows), n):
+            part = rows[i : i + n]
+            ids = [r[_ID_AT] for r in part]
+            work = (
+                part,
+                {c: events[c] for c in ids if c in events},
+                {c: fired[c] for c in ids if c in fired},
+                claim.instants,
+                text,
+            )
+            futures.append(self._pool.submit(worker.run, work, now, keep))
+        return lambda: [f.result() for f in futures]
 
     def _finish(self, batch: _Batch, now: datetime, report: TickReport, on_firings) -> None:
         try:
-            evaluations = batch.results()
+            parts = batch.results()
         except BaseException:
             batch.claim.release()
             raise
-        plans: list[Plan] = []
-        firings: list[FiringRow] = []
-        findings: list[NewFinding] = []
-        by_key: dict[tuple, Firing] = {}
-        for (record, _), ev in zip(batch.facts, evaluations, strict=True):
-            plans.append((record.id, record.version, self._next_check(record, ev, now)))
-            for f in ev.firings:
-                row = self._firing_row(f)
-                firings.append(row)
-                by_key[row.key] = f
-            findings.extend(NewFinding(x.kind, x.subject, x.detail, record.id) for x in ev.findings)
+        plans = _join([p for p, _, _, _, _ in parts])
+        firings = _join([f for _, f, _, _, _ in parts])
+        findings = [NewFinding(*x) for _, _, found, _, _ in parts for x in found]
+        for _, _, _, _, notes in parts:
+            for note in notes:
+                log.warning("%s", note)
         callback = None
         if on_firings is not None:
+            by_key = {
+                (f.case_id, f.key.stage, f.key.step, f.key.version, f.key.repeat_no): f
+                for _, _, _, kept, _ in parts
+                for f in kept or ()
+            }
 
             def callback(conn, written) -> None:
-                on_firings(conn, [(fid, by_key[row.key]) for fid, row in written])
+                on_firings(conn, [(fid, by_key[key]) for fid, key in written])
 
-        written, stale = batch.claim.commit(plans, firings, findings, now, callback)
+        fired, stale = batch.claim.commit(plans, firings, findings, now, self.rules.hash, callback)
         if stale:
             log.info("%d case(s) changed while evaluated: read again next tick", len(stale))
-        report.evaluated += len(batch.facts)
-        report.fired.extend(fid for fid, _ in written)
+        report.evaluated += len(batch.claim)
+        report.fired.extend(fired)
         report.batches += 1
         report.stale += len(stale)
 
-    @staticmethod
-    def _next_check(record: CaseRecord, ev: Evaluation, now: datetime) -> datetime | None:
-        nxt = ev.next_check_at
-        if nxt is not None and nxt <= now:  # never spin on a case: look again shortly
-            log.warning("case %s: next check %s is not after %s", record.case_code, nxt, now)
-            nxt = now + RETRY_LATER
-        return nxt
 
-    def _firing_row(self, f: Firing) -> FiringRow:
-        return FiringRow(
-            case_id=f.case_id,
-            stage=f.key.stage,
-            step=f.key.step,
-            version=f.key.version,
-            repeat_no=f.key.repeat_no,
-            fire_at=f.fire_at,
-            recipients=[[d.recipient, d.channel, d.address] for d in f.deliveries],
-            urgent=f.urgent,
-            template=f.template,
-            attach=f.attach,
-            due_at=f.due,
-            rules_hash=self.rules.hash,
-        )
+def _join(arrays: list[str]) -> str:
+    """One JSON array from the workers' arrays (each a slice of the batch)."""
+    if len(arrays) == 1:
+        return arrays[0]
+    return "[" + ",".join(a[1:-1] for a in arrays if a != "[]") + "]"

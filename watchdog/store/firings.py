@@ -4,9 +4,7 @@ repeat number), so a restart, a reload or a second replica never records one twi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -15,32 +13,6 @@ from watchdog.store import Store, schema
 from watchdog.store.cases import IN_CHUNK, id_in
 
 _f = schema.firings.c
-KEY = ("case_id", "stage", "step", "version", "repeat_no")
-
-
-@dataclass(frozen=True, slots=True)
-class FiringRow:
-    """A firing to record, as the table holds it."""
-
-    case_id: int
-    stage: str
-    step: str
-    version: str
-    repeat_no: int
-    fire_at: datetime
-    recipients: list[list[str]]  # [[recipient, channel, address], ...]
-    urgent: bool
-    template: str
-    attach: str | None
-    due_at: datetime | None
-    rules_hash: str
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        return (self.case_id, self.stage, self.step, self.version, self.repeat_no)
-
-
-_FIELDS = tuple(f.name for f in fields(FiringRow))
 
 
 def fired_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, dict[tuple, Fired]]:
@@ -74,22 +46,6 @@ def fired_of(conn: Connection, case_ids: Sequence[int]) -> dict[int, dict[tuple,
 def fired_so_far(store: Store, case_ids: Sequence[int]) -> dict[int, dict[tuple, Fired]]:
     with store.read() as conn:
         return fired_of(conn, case_ids)
-
-
-def insert_firings(
-    store: Store, conn: Connection, firings: Sequence[FiringRow], now: datetime
-) -> list[tuple[int, FiringRow]]:
-    """Insert firings whose key is new; returns (id, firing) of those actually written."""
-    if not firings:
-        return []
-    # by hand: dataclasses.asdict deep-copies every recipients list (a third of a plan's time)
-    rows = [{name: getattr(f, name) for name in _FIELDS} | {"created_at": now} for f in firings]
-    by_key = {f.key: f for f in firings}
-    stmt = store.insert_ignoring(schema.firings, KEY).returning(
-        _f.id, _f.case_id, _f.stage, _f.step, _f.version, _f.repeat_no
-    )
-    returned = conn.execute(stmt, rows).all()
-    return [(r.id, by_key[(r.case_id, r.stage, r.step, r.version, r.repeat_no)]) for r in returned]
 
 
 def firing_keys(store: Store) -> list[tuple[str, str, str, int]]:

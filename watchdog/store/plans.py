@@ -10,32 +10,58 @@ On PostgreSQL the claimed rows stay locked (FOR UPDATE SKIP LOCKED) in the batch
 transaction until it is written, so replicas share the work and never evaluate one case at
 once; SQLite has one writer: the batch is read, released, and written later in a transaction
 that begins with BEGIN IMMEDIATE, under which the version check and the writes are atomic.
+
+A million cases go through here in a full plan, so both directions skip SQLAlchemy's row
+processing: the claim hands over the case rows as the driver returns them (the fields of
+`CaseRecord` in order; `Claim.instants` says where the instants are, `Claim.text_instants`
+whether they are text, as on SQLite, or naive UTC datetimes), and the commit takes each
+batch's writes as two JSON arrays, written by one statement each:
+
+- plans: `[[case id, version read, next check or null], ...]`
+- firings: `[[case id, stage, step, version, repeat number, fire_at, recipients, urgent,
+  template, attach, due_at or null], ...]`, recipients as `[[recipient, channel, address]]`
+
+with every instant as naive-UTC text `YYYY-MM-DD HH:MM:SS.ffffff` (`instant_text`), the form
+SQLite stores and compares and PostgreSQL reads as a timestamp.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, tuple_
+from sqlalchemy import column as sql_column
 
-from watchdog.domain import OPEN_STATUSES, Fired
+from watchdog.domain import OPEN_STATUSES, RECORD_FIELDS, CaseEvent, Fired
 from watchdog.store import Store, schema
-from watchdog.store.cases import Facts, select_records, with_events
+from watchdog.store.cases import events_of
 from watchdog.store.findings import NewFinding, resolve_case_findings, write_findings
-from watchdog.store.firings import FiringRow, fired_of, insert_firings
+from watchdog.store.firings import fired_of
 from watchdog.store.schema import UTCDateTime
 
 _c = schema.cases.c
 _s = schema.engine_state.c
 _OPEN = [int(s) for s in OPEN_STATUSES]
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+_ID_AT = RECORD_FIELDS.index("id")
+
+# The record's fields as the driver returns them (no type processing: the worker types them).
+RAW_RECORD_COLUMNS = tuple(sql_column(name) for name in RECORD_FIELDS)
+INSTANTS = tuple(
+    i for i, name in enumerate(RECORD_FIELDS) if isinstance(_c[name].type, UTCDateTime)
+)
 
 # (case id, version read, next instant or None)
 Plan = tuple[int, int, datetime | None]
-Written = list[tuple[int, FiringRow]]
+# (firing id, (case id, stage, step, version, repeat number)) of each firing written
+Written = list[tuple[int, tuple[int, str, str, str, int]]]
+
+
+def instant_text(t: datetime) -> str:
+    """An instant in the form the commit's JSON carries: naive UTC, microseconds always."""
+    return t.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 class Claim:
@@ -44,38 +70,52 @@ class Claim:
     def __init__(
         self,
         store: Store,
-        facts: list[Facts],
+        rows: list[tuple],
+        events: Mapping[int, Sequence[CaseEvent]],
         fired: dict[int, dict[tuple, Fired]],
         cursor: Any,
         conn: Connection | None,
         txn: Any,
     ):
         self.store = store
-        self.facts = facts
+        self.rows = rows  # CaseRecord fields, in order, as the driver returned them
+        self.events = events
         self.fired = fired
         self.cursor = cursor
+        self.instants = INSTANTS
+        self.text_instants = store.dialect == "sqlite"
         self._conn = conn
         self._txn = txn
 
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def ids(self) -> list[int]:
+        return [r[_ID_AT] for r in self.rows]
+
     def commit(
         self,
-        plans: Sequence[Plan],
-        firings: Sequence[FiringRow],
+        plans: str,
+        firings: str,
         findings: Sequence[NewFinding],
         now: datetime,
+        rules_hash: str,
         on_written: Callable[[Connection, Written], None] | None = None,
-    ) -> tuple[Written, set[int]]:
-        """Write the plans, then the firings and findings of the cases whose version still
-        matches. Returns the firings written and the ids of the cases found changed (stale).
-        `on_written` runs in the same transaction with the firings just written."""
+    ) -> tuple[list[int], set[int]]:
+        """Write the plans (JSON, see above), then the firings (JSON) and findings of the cases
+        whose version still matches. Returns the ids of the firings written and the ids of the
+        cases found changed (stale). `on_written` runs in the same transaction with the
+        firings just written, with their keys."""
         if self._conn is None:
             self._conn = self.store.write_connection()
             self._txn = self._conn.begin()
         conn = self._conn
         try:
-            current = set_next_checks(conn, plans)
-            written = insert_firings(
-                self.store, conn, [f for f in firings if f.case_id in current], now
+            current = set_next_checks_json(conn, plans)
+            stale = set(self.ids) - current
+            written = insert_firings_json(
+                conn, firings, stale, now, rules_hash, keys=on_written is not None
             )
             resolve_case_findings(conn, sorted(current), now)
             write_findings(self.store, conn, [x for x in findings if x.case_id in current], now)
@@ -84,7 +124,7 @@ class Claim:
             self._txn.commit()
         finally:
             self.release()
-        return written, {case_id for case_id, _, _ in plans} - current
+        return [w[0] for w in written], stale
 
     def release(self) -> None:
         if self._conn is not None:
@@ -96,19 +136,19 @@ def claim_due(
     store: Store, now: datetime, after: tuple[datetime, int] | None, limit: int
 ) -> Claim | None:
     """Cases whose next_check_at has come, in that order (the index), after `after`."""
-    stmt = select_records().add_columns(_c.next_check_at).where(_c.next_check_at <= now)
+    stmt = select(*RAW_RECORD_COLUMNS, _c.next_check_at).where(_c.next_check_at <= now)
     if after is not None:
         # typed like the column: naive UTC, whatever the server's time zone
         key = tuple_(bindparam(None, after[0], UTCDateTime()), bindparam(None, after[1]))
         stmt = stmt.where(tuple_(_c.next_check_at, _c.id) > key)
     stmt = stmt.order_by(_c.next_check_at, _c.id).limit(limit)
-    return _claim(store, stmt, lambda row: (row.next_check_at, row.id))
+    return _claim(store, stmt, lambda row: (row[-1], row[_ID_AT]))
 
 
 def claim_open(store: Store, after: int | None, limit: int) -> Claim | None:
     """Every open case, by id, after `after`."""
-    stmt = select_records().where(_c.status.in_(_OPEN), _c.id > (after or 0))
-    return _claim(store, stmt.order_by(_c.id).limit(limit), lambda row: row.id)
+    stmt = select(*RAW_RECORD_COLUMNS).where(_c.status.in_(_OPEN), _c.id > (after or 0))
+    return _claim(store, stmt.order_by(_c.id).limit(limit), lambda row: row[_ID_AT])
 
 
 def _claim(store: Store, stmt, cursor_of) -> Claim | None:
@@ -118,16 +158,17 @@ def _claim(store: Store, stmt, cursor_of) -> Claim | None:
     conn = store.engine.connect()
     try:
         txn = conn.begin()
-        rows = conn.execute(stmt).all()
+        rows = [tuple(r) for r in conn.execute(stmt).all()]
         if not rows:
             conn.close()
             return None
-        facts = with_events(conn, rows)
-        fired = fired_of(conn, [r.id for r, _ in facts])
+        ids = [r[_ID_AT] for r in rows]
+        events = events_of(conn, ids)
+        fired = fired_of(conn, ids)
         if not locking:
             conn.close()
             conn = txn = None
-        return Claim(store, facts, fired, cursor_of(rows[-1]), conn, txn)
+        return Claim(store, rows, events, fired, cursor_of(rows[-1]), conn, txn)
     except BaseException:
         if conn is not None:
             conn.close()
@@ -135,41 +176,87 @@ def _claim(store: Store, stmt, cursor_of) -> Claim | None:
 
 
 def set_next_checks(conn: Connection, plans: Sequence[Plan]) -> set[int]:
-    """Set next_check_at where the version is still the one read; returns those case ids.
-
-    The engine's hottest write: one statement per batch on both databases (PostgreSQL: arrays;
-    SQLite: one JSON array, inside a BEGIN IMMEDIATE transaction), each instant in the form the
-    column stores (SQLite: the text form SQLAlchemy stores DATETIME in).
-    """
+    """Set next_check_at where the version is still the one read; returns those case ids."""
     if not plans:
         return set()
+    payload = [[i, v, None if t is None else instant_text(t)] for i, v, t in plans]
+    return set_next_checks_json(conn, json.dumps(payload))
+
+
+def set_next_checks_json(conn: Connection, plans: str) -> set[int]:
+    """`set_next_checks` for plans already in the commit's JSON form: one statement (SQLite:
+    inside a BEGIN IMMEDIATE transaction) that writes only where the version still matches
+    and returns the ids it wrote. The engine's hottest write."""
     if conn.dialect.name == "postgresql":
         rows = conn.exec_driver_sql(
-            "UPDATE cases SET next_check_at = v.t"
-            " FROM unnest(%s::bigint[], %s::integer[], %s::timestamp[]) AS v(id, version, t)"
-            " WHERE cases.id = v.id AND cases.version = v.version RETURNING cases.id",
-            (
-                [i for i, _, _ in plans],
-                [v for _, v, _ in plans],
-                [None if t is None else t.astimezone(UTC).replace(tzinfo=None) for *_, t in plans],
-            ),
+            "UPDATE cases SET next_check_at = (p.value ->> 2)::timestamp"
+            " FROM json_array_elements(%s::json) AS p(value)"
+            " WHERE cases.id = (p.value ->> 0)::bigint"
+            " AND cases.version = (p.value ->> 1)::integer RETURNING cases.id",
+            (plans,),
         )
-        return {r[0] for r in rows}
-    # One statement: the plans travel as one JSON array; SQLite >= 3.35 has RETURNING.
-    payload = json.dumps(
-        [
-            [i, v, None if t is None else t.astimezone(UTC).strftime(_SQLITE_DATETIME)]
-            for i, v, t in plans
-        ]
-    )
-    rows = conn.exec_driver_sql(
-        "UPDATE cases SET next_check_at = json_extract(p.value, '$[2]')"
+    else:  # SQLite >= 3.38 (->>, and RETURNING since 3.35)
+        rows = conn.exec_driver_sql(
+            "UPDATE cases SET next_check_at = p.value ->> 2"
+            " FROM json_each(?) AS p"
+            " WHERE cases.id = p.value ->> 0 AND cases.version = p.value ->> 1"
+            " RETURNING cases.id",
+            (plans,),
+        )
+    return set(rows.scalars().all())
+
+
+_FIRING_COLUMNS = (
+    "case_id, stage, step, version, repeat_no, fire_at, recipients, urgent, template, attach,"
+    " due_at, rules_hash, created_at"
+)
+_KEY_COLUMNS = "id, case_id, stage, step, version, repeat_no"
+_INSERT_FIRINGS = {
+    "postgresql": (
+        f"INSERT INTO firings ({_FIRING_COLUMNS})"
+        " SELECT (v ->> 0)::bigint, v ->> 1, v ->> 2, v ->> 3, (v ->> 4)::integer,"
+        " (v ->> 5)::timestamp, v -> 6, (v ->> 7)::boolean, v ->> 8, v ->> 9,"
+        " (v ->> 10)::timestamp, %s, %s::timestamp"
+        " FROM json_array_elements(%s::json) AS v"
+        " WHERE (v ->> 0)::bigint <> ALL (%s::bigint[])"
+        " ON CONFLICT (case_id, stage, step, version, repeat_no) DO NOTHING RETURNING "
+    ),
+    "sqlite": (
+        f"INSERT INTO firings ({_FIRING_COLUMNS})"
+        " SELECT p.value ->> 0, p.value ->> 1, p.value ->> 2, p.value ->> 3, p.value ->> 4,"
+        " p.value ->> 5, p.value -> 6, p.value ->> 7, p.value ->> 8, p.value ->> 9,"
+        " p.value ->> 10, ?, ?"
         " FROM json_each(?) AS p"
-        " WHERE cases.id = json_extract(p.value, '$[0]')"
-        " AND cases.version = json_extract(p.value, '$[1]') RETURNING cases.id",
-        (payload,),
-    )
-    return {r[0] for r in rows}
+        " WHERE p.value ->> 0 NOT IN (SELECT value FROM json_each(?))"  # WHERE: see ON CONFLICT
+        " ON CONFLICT (case_id, stage, step, version, repeat_no) DO NOTHING RETURNING "
+    ),
+}
+
+
+def insert_firings_json(
+    conn: Connection,
+    firings: str,
+    stale: Collection[int],
+    now: datetime,
+    rules_hash: str,
+    *,
+    keys: bool = False,
+) -> Written:
+    """Insert the firings of a commit's JSON (see above) whose key is new, except those of
+    the `stale` cases; one statement. Returns (id, key) of each firing written (the key is
+    () unless `keys`: the ids alone are cheaper to return)."""
+    if firings == "[]":
+        return []
+    dialect = conn.dialect.name
+    sql = _INSERT_FIRINGS[dialect] + (_KEY_COLUMNS if keys else "id")
+    if dialect == "postgresql":
+        params: tuple = (rules_hash, instant_text(now), firings, sorted(stale))
+    else:
+        params = (rules_hash, instant_text(now), firings, json.dumps(sorted(stale)))
+    rows = conn.exec_driver_sql(sql, params).all()
+    if keys:
+        return [(r[0], tuple(r[1:])) for r in rows]
+    return [(r[0], ()) for r in rows]
 
 
 # ----- the engine's own small facts -----------------------------------------------------------
