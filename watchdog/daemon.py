@@ -410,10 +410,12 @@ class Daemon:
 
     async def refresh_health(self) -> None:
         if self.health is None:
+            await asyncio.to_thread(self._apply_links)
             return
         from watchdog.store.outbox import message_counts
 
         counts = await asyncio.to_thread(message_counts, self.store)
+        await asyncio.to_thread(self._apply_links)  # chats linked, moved or blocked meanwhile
         self.health.record_messages(counts)
         self.health.record_database(True, None, self.clock.now())
 

@@ -362,3 +362,44 @@ def test_webhook_pipeline_posts_signed_cases_with_the_applicant_masked(
     assert case["state"] == "overdue" and case["remaining_working_minutes"] < 0
     assert case["applicant_name"].startswith("Trần T***") and "Hoa" not in case["applicant_name"]
     assert case["due_at"] == "2026-11-16T09:00:00+07:00"
+
+
+def test_a_configured_chat_that_blocked_the_bot_is_not_used_again(
+    store: Store, tmp_path: Path, small_config: Path
+) -> None:
+    """A chat written in the configuration cannot be unlinked there: it is marked
+    unreachable, so the next alerts go by e-mail until the official links a chat again."""
+    from watchdog.engine.recipients import deliveries_for
+
+    text = small_config.read_text(encoding="utf-8").replace(
+        "email: cv@example.vn}", "email: cv@example.vn, telegram: '888'}"
+    )
+    small_config.write_text(text, encoding="utf-8")
+    with FakeTelegram(chat_interval=0.01, bot_per_second=1000) as fake:
+        cfg = province(
+            tmp_path,
+            small_config,
+            f"{{telegram: {{token: '{fake.token}', api_url: '{fake.api_url}'}}, "
+            "file: {dir: out}}",
+        )
+        settings = load_settings(cfg, env={})
+        assert settings.officials["chuyenvien"].telegram == "888"
+        overdue_case(store, settings)
+        tick(store, settings, at("16/11/2026 09:30"))
+        fake.fail("888", "forbidden")
+        channel = TelegramChannel(settings.channels.telegram, limits=Limits(chat_interval=0.01))
+        clock = FixedClock(at("16/11/2026 09:32"))
+
+        async def scenario() -> None:
+            sender = Sender(
+                store, settings, renderer_for(settings), {"telegram": channel}, clock.now
+            )
+            assert (await sender.deliver_due()).dead == 1
+            await channel.aclose()
+
+        asyncio.run(scenario())
+    assert telegram_links(store) == {"chuyenvien": ""}
+    after = with_telegram_chats(settings, telegram_links(store))
+    assert after.officials["chuyenvien"].telegram is None
+    stage = load_rules(after, env={}).policies[0].stages[0]
+    assert [d.channel for d in deliveries_for("chuyenvien", stage, after)] == ["file"]

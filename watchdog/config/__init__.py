@@ -439,11 +439,12 @@ def _in_cycle(settings: Settings, code: str) -> bool:
 
 def with_telegram_chats(settings: Settings, chats: dict[str, str]) -> Settings:
     """The settings with the Telegram chats officials linked through the bot (`/start CODE`);
-    a linked chat wins over the configuration file's `telegram`."""
+    a linked chat wins over the configuration file's `telegram`; "" means the bot cannot
+    reach the configured chat (blocked): no Telegram until the official links again."""
     if not chats:
         return settings
     officials = tuple(
-        o.model_copy(update={"telegram": chats[o.id]}) if o.id in chats else o
+        o.model_copy(update={"telegram": chats[o.id] or None}) if o.id in chats else o
         for o in settings.config.officials
     )
     config = settings.config.model_copy(update={"officials": officials})

@@ -27,7 +27,7 @@ from watchdog.outbox.compose import alert_cases, recipient_of, webhook_cases
 from watchdog.outbox.render import Renderer, RenderError, mask_name
 from watchdog.outbox.views import MessageView
 from watchdog.store import Store
-from watchdog.store.links import move_chat, shared_secret, unlink_chat
+from watchdog.store.links import block_chats, move_chat, shared_secret, unlink_chat
 from watchdog.store.outbox import (
     DEAD,
     FAILED,
@@ -408,7 +408,14 @@ class Sender:
 
     def _unlinked(self, c: Claimed, now: datetime) -> None:
         officials = unlink_chat(self.store, c.address)
-        for who in officials:
+        # a chat written in the configuration cannot be unlinked there: mark it unreachable
+        configured = [
+            o.id
+            for o in self.settings.config.officials
+            if o.telegram == c.address and o.id not in officials
+        ]
+        block_chats(self.store, configured, now)
+        for who in officials + configured:
             official = self.settings.officials.get(who)
             if official is None or not official.email or self.settings.channels.email is None:
                 continue

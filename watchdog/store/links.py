@@ -58,7 +58,7 @@ def use_link_code(store: Store, code: str, chat_id: str, now: datetime) -> str |
 
 
 def telegram_links(store: Store) -> dict[str, str]:
-    """official id -> linked chat id."""
+    """official id -> linked chat id ("" for a chat the bot could not reach: none)."""
     with store.read() as conn:
         return {o: c for o, c in conn.execute(select(_l.official_id, _l.chat_id))}
 
@@ -79,6 +79,19 @@ def unlink_chat(store: Store, chat_id: str) -> list[str]:
                 .where(_l.chat_id == str(chat_id))
                 .returning(_l.official_id)
             ).scalars()
+        )
+
+
+def block_chats(store: Store, officials: list[str], now: datetime) -> None:
+    """Officials whose chat (from the configuration) the bot cannot reach: an empty link
+    marks "no chat" until they link one with /start, so alerts go by another channel."""
+    if not officials:
+        return
+    with store.begin() as conn:
+        conn.execute(delete(schema.telegram_links).where(_l.official_id.in_(officials)))
+        conn.execute(
+            insert(schema.telegram_links),
+            [{"official_id": o, "chat_id": "", "linked_at": now} for o in officials],
         )
 
 
