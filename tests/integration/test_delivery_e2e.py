@@ -391,10 +391,12 @@ def test_a_configured_chat_that_blocked_the_bot_is_not_used_again(
         clock = FixedClock(at("16/11/2026 09:32"))
 
         async def scenario() -> None:
-            sender = Sender(
-                store, settings, renderer_for(settings), {"telegram": channel}, clock.now
-            )
-            assert (await sender.deliver_due()).dead == 1
+            from watchdog.channels.file import FileChannel
+
+            channels = {"telegram": channel, "file": FileChannel(settings.channels.file, tmp_path)}
+            sender = Sender(store, settings, renderer_for(settings), channels, clock.now)
+            report = await sender.deliver_due()
+            assert (report.dead, report.sent) == (1, 1)  # the alert; the admin's notice
             await channel.aclose()
 
         asyncio.run(scenario())
