@@ -41,7 +41,7 @@ from watchdog.shipped import shipped_path
 from watchdog.store import Store
 from watchdog.store.db import as_store_error
 from watchdog.store.directory import sync_directory
-from watchdog.store.leader import TELEGRAM_POLLER, DaemonLock, Leadership
+from watchdog.store.leader import SQL_POLLER, TELEGRAM_POLLER, DaemonLock, Leadership
 from watchdog.store.links import telegram_links
 
 log = logging.getLogger("watchdog")
@@ -51,7 +51,7 @@ DELIVER_EVERY = timedelta(seconds=5)
 DIGESTS_EVERY = timedelta(seconds=60)
 WATCH_EVERY = timedelta(seconds=5)  # config, rules and template files changed?
 LEADER_EVERY = timedelta(seconds=20)  # a dead Telegram poller is replaced within a minute
-PROBE_MAX = 60.0  # seconds between database probes during an outage, at most
+PROBE_MAX = 15.0  # seconds between database probes during an outage, at most
 
 
 @dataclass
@@ -81,6 +81,8 @@ def watched_files(settings: Settings, rules: RuleSet) -> dict[Path, float]:
     files: list[Path] = []
     if settings.file is not None:
         files.append(settings.file)
+    if settings.config.procedures_file:
+        files.append(settings.resolve(settings.config.procedures_file))
     files.extend(Path(f) for f in rules.files)
     own = settings.resolve("templates")
     shipped = Path(shipped_path("templates")).resolve()
@@ -149,6 +151,7 @@ class Daemon:
                 self.store, self.settings, self.loaded.renderer, self.channels, self.clock.now
             )
             self.leadership = Leadership(self.store, TELEGRAM_POLLER)
+            self.poll_leadership = Leadership(self.store, SQL_POLLER)
             self._pollers = self._make_pollers()
             if self._stop.is_set():
                 return self.exit_code
@@ -205,8 +208,9 @@ class Daemon:
             if self._server_task is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._server_task, 10)
-        if getattr(self, "leadership", None) is not None:
-            await asyncio.to_thread(self.leadership.release)
+        for lock in ("leadership", "poll_leadership"):
+            if getattr(self, lock, None) is not None:
+                await asyncio.to_thread(getattr(self, lock).release)
         if getattr(self, "channels", None):
             await close_channels(self.channels)
         if getattr(self, "engine", None) is not None:
@@ -445,6 +449,9 @@ class Daemon:
 
     def _poll(self, name: str, poller: Any) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
+            # one replica polls the sources (they would only read the same rows again)
+            if not await asyncio.to_thread(self.poll_leadership.try_acquire):
+                return
             report = await asyncio.to_thread(poller.poll_once)
             if report.error:
                 log.error("%s", report.error)  # names the source and its URL, masked
@@ -509,6 +516,7 @@ class Daemon:
             log.error("reload (%s) refused: %s; keeping the running configuration", why, e)
             return
         old_channels = self.settings.config.channels
+        old_sources = self.settings.config.sources
         self.loaded = new
         await asyncio.to_thread(sync_directory, self.store, new.settings)
         self._apply_links()
@@ -518,6 +526,13 @@ class Daemon:
             await close_channels(self.channels)
             self.channels = open_channels(self.settings)
             self.sender.channels = self.channels
+            if self._bot is not None:  # polls again with the new token or API address
+                await self._bot.stop()
+                self._bot = None
+                self.wake("leader")
+        if new.settings.config.sources != old_sources:
+            self._pollers = self._make_pollers()
+            self._schedule_pollers()
         log.info("reloaded (%s): rules %s", why, new.rules.hash)
         self.wake("tick")
 

@@ -1,5 +1,5 @@
-"""Who does the work only one process may do: poll Telegram (one poller per bot token) on
-PostgreSQL replicas; and one daemon per SQLite file.
+"""Who does the work only one process may do: poll Telegram (one poller per bot token) and
+the SQL sources on PostgreSQL replicas; and one daemon per SQLite file.
 
 PostgreSQL: a session advisory lock held on a connection of its own. If the leader dies its
 connection closes and the server releases the lock; another replica's next try takes it.
@@ -19,6 +19,7 @@ from watchdog.store import Store
 from watchdog.store.db import StoreError, sqlite_file
 
 TELEGRAM_POLLER = 0x7774_7467  # "wttg"
+SQL_POLLER = 0x7774_7371  # "wtsq"
 
 
 class Leadership:
