@@ -12,7 +12,13 @@ dropped afterwards), then measures with the shipped default rules:
 - naive_tick_ms one full scan evaluating every open case, as an engine without next_check_at
                 would have to on every tick (no writes)
 - due_tick_s    a tick with `due_cases` cases due (10,000 random cases whose instant has come)
-- peak_rss_mb   peak resident memory of this process
+- peak_rss_mb   peak resident memory of this process over the whole run (loading included)
+- plan_rss_*    peak resident memory during the plan: this process, each worker process (read
+                from /proc: getrusage's figure for children counts the parent's pages a child
+                had before its exec), and the total of this process and all its children
+
+The engine's worker processes are spawned: they import this script's module-level code, so
+everything heavy is imported inside the functions, as the `watchdog` command does.
 
 Prints a table and writes bench/results/engine.json (and engine-<database>.json).
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -35,15 +42,6 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, func, select, text, update  # noqa: E402
-
-from watchdog.config import load_settings  # noqa: E402
-from watchdog.engine.evaluate import evaluate  # noqa: E402
-from watchdog.engine.rules import load_rules  # noqa: E402
-from watchdog.engine.runner import Engine  # noqa: E402
-from watchdog.store import Store, schema  # noqa: E402
-from watchdog.store.cases import open_cases  # noqa: E402
-from watchdog.store.firings import fired_so_far  # noqa: E402
 
 UNITS, AGENCIES, PROCEDURES, OFFICIALS = 500, 50, 2000, 20_000
 NOW = datetime(2026, 11, 18, 2, 30, tzinfo=UTC)  # Wednesday 09:30 in Hà Nội
@@ -95,8 +93,10 @@ def limit_days(settings) -> dict[str, float]:
     return out
 
 
-def load_cases(store: Store, n: int, limits: dict[str, float]) -> None:
+def load_cases(store, n: int, limits: dict[str, float]) -> None:
     """A realistic spread: 95% of open cases inside their limit, 5% past it."""
+    from watchdog.store import schema
+
     rng = random.Random(2)
     leaf_officials = list(range(AGENCIES, OFFICIALS))
     chunk: list[dict] = []
@@ -130,9 +130,45 @@ def load_cases(store: Store, n: int, limits: dict[str, float]) -> None:
             chunk = []
 
 
-def rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    """Peak resident memory in MB (of this process, or of the largest worker process)."""
-    return resource.getrusage(who).ru_maxrss / 1024
+def rss_mb() -> float:
+    """Peak resident memory of this process in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss(pid: int | str = "self") -> float:
+    """Peak resident memory of a process in MB (VmHWM), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def reset_peak_rss() -> None:
+    """Start this process's peak (VmHWM) again from its current size (Linux)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")
+
+
+def children() -> dict[int, str]:
+    """This process's child processes: pid -> "worker" (the engine's) or what else it runs."""
+    me, out = os.getpid(), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == me:
+            out[int(entry)] = "worker" if "spawn_main" in cmd else "other"
+    return out
 
 
 def timed(fn):
@@ -141,8 +177,12 @@ def timed(fn):
     return time.perf_counter() - t, result
 
 
-def naive_scan(store: Store, engine: Engine) -> int:
+def naive_scan(store, engine) -> int:
     """What a tick costs without next_check_at: read and evaluate every open case."""
+    from watchdog.engine.evaluate import evaluate
+    from watchdog.store.cases import open_cases
+    from watchdog.store.firings import fired_so_far
+
     count = 0
     batch: list = []
 
@@ -166,6 +206,13 @@ def naive_scan(store: Store, engine: Engine) -> int:
 
 
 def run(n: int, database: str | None, due_cases: int, workers: int) -> dict:
+    from sqlalchemy import create_engine, func, select, text, update
+
+    from watchdog.config import load_settings
+    from watchdog.engine.rules import load_rules
+    from watchdog.engine.runner import Engine
+    from watchdog.store import Store, schema
+
     tmp = Path(tempfile.mkdtemp(prefix="watchdog-bench-"))
     pg_schema = None
     if database and database.startswith("postgresql"):
@@ -186,7 +233,10 @@ def run(n: int, database: str | None, due_cases: int, workers: int) -> dict:
             conn.execute(text("ANALYZE"))
         engine = Engine(store, settings, rules, batch_size=2000, workers=workers)
 
+        reset_peak_rss()
         plan_s, planned = timed(lambda: engine.replan_all(NOW).evaluated)
+        plan_main = peak_rss()
+        plan_children = {pid: (role, peak_rss(pid)) for pid, role in children().items()}
         with store.engine.connect() as conn:
             plan_firings = conn.execute(select(func.count()).select_from(schema.firings)).scalar()
         idle = [timed(lambda: engine.tick(NOW))[0] * 1000 for _ in range(20)]
@@ -206,6 +256,7 @@ def run(n: int, database: str | None, due_cases: int, workers: int) -> dict:
                     .values(next_check_at=NOW)
                 )
         due_s, due_report = timed(lambda: engine.tick(NOW))
+        workers_peak = [peak_rss(pid) for pid, role in children().items() if role == "worker"]
         engine.close()
         store.close()
         return {
@@ -223,7 +274,12 @@ def run(n: int, database: str | None, due_cases: int, workers: int) -> dict:
             "due_cases": due_report.evaluated,
             "due_tick_s": round(due_s, 3),
             "peak_rss_mb": round(rss_mb(), 1),
-            "peak_rss_worker_mb": round(rss_mb(resource.RUSAGE_CHILDREN), 1),
+            "peak_rss_worker_mb": round(max(workers_peak, default=0.0), 1),
+            "plan_rss_main_mb": round(plan_main, 1),
+            "plan_rss_workers_mb": [
+                round(mb, 1) for role, mb in plan_children.values() if role == "worker"
+            ],
+            "plan_rss_total_mb": round(plan_main + sum(mb for _, mb in plan_children.values()), 1),
         }
     finally:
         if pg_schema and database:
