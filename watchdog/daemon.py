@@ -39,7 +39,7 @@ from watchdog.outbox.sender import Sender
 from watchdog.outbox.wiring import close_channels, open_channels, renderer_for
 from watchdog.shipped import shipped_path
 from watchdog.store import Store
-from watchdog.store.db import as_store_error
+from watchdog.store.db import StoreError, as_store_error
 from watchdog.store.directory import sync_directory
 from watchdog.store.leader import SQL_POLLER, TELEGRAM_POLLER, DaemonLock, Leadership
 from watchdog.store.links import telegram_links
@@ -549,7 +549,7 @@ class Daemon:
             return
         import uvicorn
 
-        from watchdog.http.app import AppContext, create_app
+        from watchdog.http.app import AppContext, bind, create_app
         from watchdog.http.metrics import HealthState, Metrics
         from watchdog.store.outbox import acknowledge
 
@@ -567,21 +567,24 @@ class Daemon:
             metrics=self.metrics,
         )
         app = create_app(ctx)
-        host, _, port = self.settings.config.http.listen.rpartition(":")
-        config = uvicorn.Config(
-            app, host=host or "127.0.0.1", port=int(port), log_config=None, access_log=False
-        )
+        listen = self.settings.config.http.listen
+        try:
+            sock = bind(listen)
+        except (OSError, ValueError) as e:
+            raise StoreError(f"http.listen {listen}: cannot listen there ({e})", exit_code=2) from e
+        config = uvicorn.Config(app, log_config=None, access_log=False)
         self._server = _Server(config)
         self._server_task = asyncio.get_running_loop().create_task(
-            self._server.serve(), name="http"
+            self._server.serve(sockets=[sock]), name="http"
         )
-        for _ in range(200):  # wait until it listens (or failed: a busy port)
+        for _ in range(200):  # wait until it serves
             if self._server.started or self._server_task.done():
                 break
             await asyncio.sleep(0.025)
         if self._server_task.done():
-            raise OSError(f"http.listen {self.settings.config.http.listen}: cannot listen there")
-        log.info("HTTP on http://%s", self.settings.config.http.listen)
+            raise StoreError(f"http.listen {listen}: the HTTP server stopped at once", exit_code=1)
+        host, port = sock.getsockname()[:2]
+        log.info("HTTP on http://%s:%s", f"[{host}]" if ":" in host else host, port)
 
 
 def _mtime(path: Path) -> float:
