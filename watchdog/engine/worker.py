@@ -105,12 +105,22 @@ def evaluate_work(
     findings: list[tuple[str, str, str, int]] = []
     kept: list[Firing] | None = [] if keep else None
     notes: list[str] = []
+    texts: dict[datetime, str] = {}  # the cases of a batch share many instants
+
+    def text_of(t: datetime | None) -> str | None:
+        if t is None:
+            return None
+        found = texts.get(t)
+        if found is None:
+            found = texts[t] = instant_text(t)
+        return found
+
     for record, ev in zip(recs, evaluations, strict=True):
         nxt = ev.next_check_at
         if nxt is not None and nxt <= now:  # never spin on a case: look again shortly
             notes.append(f"case {record.case_code}: next check {nxt} is not after {now}")
             nxt = now + RETRY_LATER
-        plans.append([record.id, record.version, None if nxt is None else instant_text(nxt)])
+        plans.append([record.id, record.version, text_of(nxt)])
         for f in ev.firings:
             k = f.key
             firings.append(
@@ -120,12 +130,12 @@ def evaluate_work(
                     k.step,
                     k.version,
                     k.repeat_no,
-                    instant_text(f.fire_at),
+                    text_of(f.fire_at),
                     [[d.recipient, d.channel, d.address] for d in f.deliveries],
                     f.urgent,
                     f.template,
                     f.attach,
-                    None if f.due is None else instant_text(f.due),
+                    text_of(f.due),
                 ]
             )
         if kept is not None:

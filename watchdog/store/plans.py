@@ -32,8 +32,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, tuple_
-from sqlalchemy import column as sql_column
+from sqlalchemy import Connection, bindparam, literal_column, select, tuple_
 
 from watchdog.domain import OPEN_STATUSES, RECORD_FIELDS, CaseEvent, Fired
 from watchdog.store import Store, schema
@@ -47,8 +46,9 @@ _s = schema.engine_state.c
 _OPEN = [int(s) for s in OPEN_STATUSES]
 _ID_AT = RECORD_FIELDS.index("id")
 
-# The record's fields as the driver returns them (no type processing: the worker types them).
-RAW_RECORD_COLUMNS = tuple(sql_column(name) for name in RECORD_FIELDS)
+# The record's fields as the driver returns them: untyped, so SQLAlchemy processes none of them
+# (a million rows in a plan); the worker types them (`watchdog.engine.worker.records`).
+RAW_RECORD_COLUMNS = tuple(literal_column(f"cases.{name}") for name in RECORD_FIELDS)
 INSTANTS = tuple(
     i for i, name in enumerate(RECORD_FIELDS) if isinstance(_c[name].type, UTCDateTime)
 )
@@ -136,7 +136,11 @@ def claim_due(
     store: Store, now: datetime, after: tuple[datetime, int] | None, limit: int
 ) -> Claim | None:
     """Cases whose next_check_at has come, in that order (the index), after `after`."""
-    stmt = select(*RAW_RECORD_COLUMNS, _c.next_check_at).where(_c.next_check_at <= now)
+    stmt = (
+        select(*RAW_RECORD_COLUMNS, _c.next_check_at)
+        .select_from(schema.cases)
+        .where(_c.next_check_at <= now)
+    )
     if after is not None:
         # typed like the column: naive UTC, whatever the server's time zone
         key = tuple_(bindparam(None, after[0], UTCDateTime()), bindparam(None, after[1]))
@@ -147,7 +151,8 @@ def claim_due(
 
 def claim_open(store: Store, after: int | None, limit: int) -> Claim | None:
     """Every open case, by id, after `after`."""
-    stmt = select(*RAW_RECORD_COLUMNS).where(_c.status.in_(_OPEN), _c.id > (after or 0))
+    stmt = select(*RAW_RECORD_COLUMNS).select_from(schema.cases)
+    stmt = stmt.where(_c.status.in_(_OPEN), _c.id > (after or 0))
     return _claim(store, stmt.order_by(_c.id).limit(limit), lambda row: row[_ID_AT])
 
 
