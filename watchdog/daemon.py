@@ -390,6 +390,10 @@ class Daemon:
         return len(planned.fired) + len(report.fired), planned.evaluated + report.evaluated
 
     async def deliver(self) -> None:
+        if self.demo:  # a demo shows its messages at once, without the group window's wait
+            from watchdog.store.outbox import close_groups
+
+            await asyncio.to_thread(close_groups, self.store, self.clock.now())
         report = await self.sender.deliver_due()
         if report.claimed:
             log.info(
