@@ -8,6 +8,9 @@ dropped afterwards), then measures with the shipped default rules:
 
 - plan_s        every open case planned from scratch (as after a rules change): all evaluated,
                 firings and next_check_at written
+- plan_cpu_*    CPU time the plan took in this process and in the worker processes (their
+                start included): on a machine busy with other work the wall time grows, these
+                much less; (main + workers) / cores is the plan's wall time on idle cores
 - idle_tick_ms  a tick when nothing is due (median of 20)
 - naive_tick_ms one full scan evaluating every open case, as an engine without next_check_at
                 would have to on every tick (no writes)
@@ -147,6 +150,16 @@ def peak_rss(pid: int | str = "self") -> float:
     return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, in seconds (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak_rss() -> None:
     """Start this process's peak (VmHWM) again from its current size (Linux)."""
     with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
@@ -234,9 +247,12 @@ def run(n: int, database: str | None, due_cases: int, workers: int) -> dict:
         engine = Engine(store, settings, rules, batch_size=2000, workers=workers)
 
         reset_peak_rss()
+        cpu_before = time.process_time()
         plan_s, planned = timed(lambda: engine.replan_all(NOW).evaluated)
+        plan_cpu = time.process_time() - cpu_before
         plan_main = peak_rss()
         plan_children = {pid: (role, peak_rss(pid)) for pid, role in children().items()}
+        plan_cpu_workers = sum(cpu_s(pid) for pid, role in children().items() if role == "worker")
         with store.engine.connect() as conn:
             plan_firings = conn.execute(select(func.count()).select_from(schema.firings)).scalar()
         idle = [timed(lambda: engine.tick(NOW))[0] * 1000 for _ in range(20)]
@@ -265,6 +281,8 @@ def run(n: int, database: str | None, due_cases: int, workers: int) -> dict:
             "workers": workers,
             "insert_s": round(insert_s, 2),
             "plan_s": round(plan_s, 2),
+            "plan_cpu_main_s": round(plan_cpu, 2),
+            "plan_cpu_workers_s": round(plan_cpu_workers, 2),
             "planned_cases": planned,
             "plan_firings": plan_firings,
             "idle_tick_ms": round(statistics.median(idle), 3),
