@@ -31,14 +31,17 @@ from watchdog.clock import FixedClock
 from watchdog.config import Settings, load_settings
 from watchdog.http import AppContext, HealthState, Metrics, create_app, embedded_server
 from watchdog.http.acklink import make_token
+from watchdog.sources.ingest import upsert_cases
+from watchdog.sources.push import EventRefused, effect, read_cases, read_event
 from watchdog.store import Store
 from watchdog.store.cases import case_versions, count_cases, has_cases_from, read_source_rows
 from watchdog.store.db import create_db_engine
-from watchdog.store.events import stored_events
+from watchdog.store.events import EventWrite, apply_events, stored_events
 from watchdog.store.outbox import NewMessage, acknowledge, enqueue_message, history
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=VN)
+LATER = NOW + timedelta(hours=1)
 TOKEN = "portal-token-0123456789abcdef"
 OTHER_TOKEN = "second-token-fedcba9876543210"
 KEY = b"k" * 32
@@ -661,3 +664,49 @@ def test_forged_expired_and_foreign_tokens_are_refused(api: Api, store: Store) -
         r = c.post(f"/ack/{gone}")
         assert r.status_code == 404 and "Không tìm thấy thông báo" in r.text
     assert history(store)[0].acknowledged_at is None
+
+
+def test_a_batch_of_events_is_applied_in_order_as_one_at_a_time_would(
+    store: Store, tmp_path: Path
+) -> None:
+    """The API writes the events that arrive together in one transaction (apply_events): each
+    sees those before it, exactly as if they had come one by one."""
+    settings = settings_for(tmp_path)
+    pushed = read_cases([case("H1"), case("H2")], settings)
+    upsert_cases(store, pushed.records, NOW, source="portal")
+    v = case_versions(store, ["H1", "H2"])
+
+    def write(code: str, body: dict[str, Any]) -> EventWrite:
+        event = read_event(body, settings).event
+        assert event is not None
+        return EventWrite(code, event.new_event, effect(event, settings), "lgsp")
+
+    step = {"kind": "step_started", "handler": "truongphong"}
+    writes = [
+        write("H1", {"event_id": "a", "at": "2026-03-05T10:00:00+07:00", "step": "B2"} | step),
+        write("H1", {"event_id": "b", "at": "2026-03-04T10:00:00+07:00", "step": "B1"} | step),
+        write("H1", {"event_id": "a", "at": "2026-03-06T10:00:00+07:00", "step": "B3"} | step),
+        write("NOPE", {"event_id": "c", "kind": "finished", "at": T}),
+        write("H2", {"event_id": "d", "kind": "finished", "at": "2026-03-01T00:00:00+07:00"}),
+        write("H2", {"event_id": "e", "kind": "supplement_requested", "at": T}),
+        write("H2", {"event_id": "f", "kind": "supplement_received", "at": T}),
+        write("H2", {"event_id": "g", "kind": "extended", "at": T, "due_at": "2026-03-30"}),
+    ]
+    outcomes = apply_events(store, writes, LATER)
+    assert outcomes[:4] == ["applied", "applied", "duplicate", "unknown"]
+    assert isinstance(outcomes[4], EventRefused)  # before H2 was received
+    assert outcomes[5:] == ["applied"] * 3
+    h1, h2 = stored(store, "H1"), stored(store, "H2")
+    assert (h1["current_step"], h1["step_started_at"]) == ("B2", vn(2026, 3, 5, 10))
+    assert h2["status"] == 4  # requested then received at the same instant: the later wins
+    assert h2["due_at"] == vn(2026, 3, 30, 17)
+    assert case_versions(store, ["H1", "H2"]) == {"H1": v["H1"] + 2, "H2": v["H2"] + 3}
+    assert [e.event_id for e in stored_events(store, "H1")] == ["b", "a"]
+    assert [e.event_id for e in stored_events(store, "H2")] == ["e", "f", "g"]
+    assert stored_events(store, "H2")[2].data["reason"] == "extension"
+    assert all(e.recorded_at == LATER for e in stored_events(store, "H2"))
+    assert has_cases_from(store, "lgsp") and not has_cases_from(store, "portal")
+    # and the same batch again changes nothing
+    again = apply_events(store, [w for w in writes if w.case_code != "NOPE"], LATER)
+    assert [o for o in again if not isinstance(o, Exception)] == ["duplicate"] * 6
+    assert case_versions(store, ["H1", "H2"]) == {"H1": v["H1"] + 2, "H2": v["H2"] + 3}
