@@ -39,7 +39,7 @@ from watchdog.outbox.sender import Sender
 from watchdog.outbox.wiring import close_channels, open_channels, renderer_for
 from watchdog.shipped import shipped_path
 from watchdog.store import Store
-from watchdog.store.db import StoreError, as_store_error
+from watchdog.store.db import StoreError, as_store_error, is_outage
 from watchdog.store.directory import sync_directory
 from watchdog.store.leader import SQL_POLLER, TELEGRAM_POLLER, DaemonLock, Leadership
 from watchdog.store.links import telegram_links
@@ -323,8 +323,8 @@ class Daemon:
 
     def _failed(self, job: str, e: Exception) -> None:
         error = as_store_error(e, self.settings.database_url)
-        if error is None:
-            log.exception("%s failed", job)
+        if error is None or not is_outage(e):
+            log.error("%s failed: %s", job, error or e, exc_info=error is None)
             return
         if self._outage_since is None:
             self._outage_since = time.monotonic()
@@ -344,7 +344,7 @@ class Daemon:
         try:
             await asyncio.to_thread(message_counts, self.store)
         except Exception as e:
-            if as_store_error(e, self.settings.database_url) is None:
+            if not is_outage(e):
                 log.exception("database probe failed")
             self._probe_wait = min(PROBE_MAX, self._probe_wait * 2)
             self._next_probe = time.monotonic() + self._probe_wait

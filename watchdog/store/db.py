@@ -19,7 +19,13 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Key of the PostgreSQL advisory lock held while one process checks and upgrades the schema.
@@ -257,6 +263,16 @@ def as_store_error(e: BaseException, url: str | None) -> StoreError | None:
             "running and that database.url names it"
         )
     return StoreError(f"{shown}: database error: {why} (set WATCHDOG_DEBUG=1 for the traceback)")
+
+
+def is_outage(e: BaseException) -> bool:
+    """Whether `e` says the database cannot be used right now (gone, restarting, locked, the
+    disk full): worth waiting for. A refused value, a broken constraint or a bug is not."""
+    if isinstance(e, StoreError):
+        return e.exit_code != 2
+    return isinstance(e, OperationalError | InterfaceError) or (
+        isinstance(e, DBAPIError) and e.connection_invalidated
+    )
 
 
 def _connection_failed(low: str) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from watchdog.domain import CaseEvent, CaseRecord
 from watchdog.store import Store, schema
@@ -482,14 +482,13 @@ def release(store: Store, owner: str, ids: Sequence[int], now: datetime) -> None
         return
     with store.begin() as conn:
         for chunk in _chunks(list(ids)):
+            # the attempt did not happen: its row goes, so the next claim can number it again
             conn.execute(
-                update(schema.message_attempts)
-                .where(
+                delete(schema.message_attempts).where(
                     id_in(conn, _a.message_id, chunk),
                     _a.owner == owner,
                     _a.finished_at.is_(None),
                 )
-                .values(finished_at=now, outcome="released")
             )
             conn.execute(
                 update(schema.messages)
