@@ -377,6 +377,14 @@ def test_an_unknown_case_is_404_and_a_bad_event_422(api: Api, store: Store) -> N
             json={"event_id": "2", "kind": "extended", "at": "hôm qua", "step": "X"},
         )
         assert {e["field"] for e in r.json()["errors"]} == {"at", "step", "due_at"}
+        r = c.post(
+            f"{CASES}/H1/events",
+            json={"event_id": "2", "kind": "step_started", "at": T, "step": "  ", "x": 1},
+        )
+        assert [(e["field"], e["message"]) for e in r.json()["errors"]] == [
+            ("x", "not a field of a step_started event; it takes step, handler"),
+            ("step", "required for a step_started event"),
+        ]
         before = stored(store, "H1")
         r = c.post(
             f"{CASES}/H1/events",

@@ -213,9 +213,6 @@ def read_event(body: Any, settings: Settings) -> ReadEvent:
             bad(key, f"not a field of a {kind.value} event; it takes {expected}")
             continue
         data[key] = value
-    for key, required in (allowed or {}).items():
-        if required and (data.get(key) is None or data.get(key) == ""):
-            bad(key, f"required for a {kind.value} event")
     lookups = Lookups.of(settings)
     problems = RowProblems()
     texts: dict[str, str | None] = {}
@@ -240,6 +237,11 @@ def read_event(body: Any, settings: Settings) -> ReadEvent:
     due = None
     if data.get("due_at") is not None:
         due = _instant("due_at", data["due_at"], tz, bad)
+    named = {e.field for e in errors}
+    for key, required in (allowed or {}).items():
+        given = due if key == "due_at" else texts.get(key)
+        if required and given is None and key not in named:
+            bad(key, f"required for a {kind.value} event")
     if errors or kind is None or at is None:
         return out
     out.event = PushedEvent(
