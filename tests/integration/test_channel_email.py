@@ -8,6 +8,8 @@ certificate, AUTH, and header injection through the subject or the recipient's n
 from __future__ import annotations
 
 import asyncio
+import email
+import email.header
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -348,5 +350,164 @@ def test_an_address_with_a_line_break_is_refused_before_connecting() -> None:
             )
             assert isinstance(result, Permanent)
             assert server.connections == 0
+
+    run(scenario)
+
+
+# ----- the message as written: our own composer (no EmailMessage on the send path) -------------
+
+
+def without_8bitmime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test server stops offering 8BITMIME (an old relay)."""
+    from tests.support import smtp
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        return [r for r in responses if "8BITMIME" not in r]
+
+    monkeypatch.setattr(smtp._Handler, "handle_EHLO", handle_EHLO, raising=False)
+
+
+def test_utf8_text_goes_8bit_to_a_server_that_takes_it() -> None:
+    async def scenario() -> None:
+        async with SmtpServer() as server:
+            assert isinstance(await channel(config(server.port)).send(outgoing()), Sent)
+            [mail] = server.received
+            head, body = mail.data.split(b"\r\n\r\n", 1)
+            assert head.isascii()
+            assert "Kính gửi ông Lê Văn Lãnh".encode() in body  # readable, not encoded
+            assert b"Content-Transfer-Encoding: 8bit" in body
+            assert mail.message().get_body(("plain",)).get_content() == TEXT
+
+    run(scenario)
+
+
+def test_a_server_without_8bitmime_gets_base64_and_the_text_reads_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    without_8bitmime(monkeypatch)
+
+    async def scenario() -> None:
+        async with SmtpServer() as server:
+            result = await channel(config(server.port)).send(outgoing())
+            assert isinstance(result, Sent)
+            [mail] = server.received
+            assert mail.data.isascii()  # nothing 8-bit on a 7-bit path
+            msg = mail.message()
+            for part, expected in ((("plain",), TEXT), (("html",), HTML)):
+                body = msg.get_body(part)
+                assert body is not None and body["Content-Transfer-Encoding"] == "base64"
+                # base64 carries the canonical CRLF line ends
+                assert body.get_content().replace("\r\n", "\n").strip() == expected.strip()
+
+    run(scenario)
+
+
+def test_long_lines_long_headers_and_odd_characters_read_back_whole() -> None:
+    subject = "Cảnh báo: " + " ".join(f"hồ sơ số {i} (quá hạn)" for i in range(30)) + ' "=?x?="'
+    name = 'Nguyễn "Văn" \\ Lãnh, Trưởng phòng Hành chính tư pháp Sở Tư pháp tỉnh ' * 2
+    short = 'Lê "Văn" \\ Lãnh, STP'
+    text = "Dòng rất dài: " + "hồ sơ " * 400 + "\n.\n..dòng bắt đầu bằng dấu chấm\n\n"
+    html = "<p>" + "x" * 3000 + "</p>"  # ASCII, but longer than a line may be
+
+    async def scenario() -> None:
+        async with SmtpServer() as server:
+            message = outgoing(
+                subject=subject, text=text, html=html, recipient=Recipient(id="l", name=name)
+            )
+            assert isinstance(await channel(config(server.port)).send(message), Sent)
+            [mail] = server.received
+            head = mail.data.split(b"\r\n\r\n", 1)[0]
+            assert head.isascii()
+            assert max(len(line) for line in head.split(b"\r\n")) <= 78
+            assert max(len(line) for line in mail.data.split(b"\r\n")) <= 998
+            msg = mail.message()
+            assert msg["Subject"] == subject
+            # RFC 2047 joins adjacent encoded words (Python's address parser puts spaces between
+            # them, as it did with the words EmailMessage wrote, so the long name is read here)
+            raw_to = email.message_from_bytes(mail.data)["To"]  # compat32: the header as written
+            to = email.header.make_header(email.header.decode_header(raw_to))
+            assert str(to) == f"{name.strip()} <lanh@example.vn>"
+            assert msg["To"].addresses[0].addr_spec == "lanh@example.vn"
+            body = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+            assert body == text
+            assert msg.get_body(("html",)).get_content().replace("\r\n", "\n").strip() == html
+            second = outgoing(recipient=Recipient(id="l", name=short))
+            assert isinstance(await channel(config(server.port)).send(second), Sent)
+            assert server.received[1].message()["To"].addresses[0].display_name == short
+
+    run(scenario)
+
+
+def test_several_recipients_and_ascii_names_are_written_as_addresses() -> None:
+    async def scenario() -> None:
+        async with SmtpServer() as server:
+            many = ", ".join(f"chuyenvien.so{i}@example.vn" for i in range(12))
+            message = outgoing(many, recipient=Recipient(id="x", name="ignored for several"))
+            assert isinstance(await channel(config(server.port)).send(message), Sent)
+            msg = server.received[0].message()
+            assert [a.addr_spec for a in msg["To"].addresses] == many.split(", ")
+            plain = channel(config(server.port, **{"from": "tthc-watchdog <wd@example.vn>"}))
+            quoted = outgoing(recipient=Recipient(id="x", name='Le "Lanh", STP'))
+            assert isinstance(await plain.send(quoted), Sent)
+            msg = server.received[1].message()
+            assert str(msg["From"]) == "tthc-watchdog <wd@example.vn>"
+            assert msg["To"].addresses[0].display_name == 'Le "Lanh", STP'
+            assert len(msg["To"].addresses) == 1
+
+    run(scenario)
+
+
+def test_no_injection_through_an_attachment_name_or_type() -> None:
+    async def scenario() -> None:
+        async with SmtpServer() as server:
+            evil = Attachment(
+                "thư\r\nBcc: evil@example.com\r\n\r\nbody.pdf",
+                "application/pdf\r\nBcc: evil@example.com",
+                b"%PDF",
+            )
+            result = await channel(config(server.port)).send(outgoing(attachments=(evil,)))
+            assert isinstance(result, Sent)
+            [mail] = server.received
+            assert not any(line.lower().startswith(b"bcc") for line in mail.data.split(b"\r\n"))
+            [part] = list(mail.message().iter_attachments())
+            assert part.get_content_type() == "application/octet-stream"
+            assert part.get_filename() == "thư  Bcc: evil@example.com    body.pdf"
+            assert part.get_content() == b"%PDF"
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "lanh@example.vn, Lê <lanh2@example.vn>",
+        "lanh@example.vn\nBcc: evil@example.com",
+        "lanh@example.vn\u2028evil@example.com",
+        "<lanh@example.vn>",
+        "lanh@exa mple.vn",
+        "lanh",
+        " , ",
+    ],
+)
+def test_addresses_that_are_not_plain_addr_specs_are_refused_before_connecting(
+    address: str,
+) -> None:
+    async def scenario() -> None:
+        async with SmtpServer() as server:
+            result = await channel(config(server.port)).send(outgoing(address))
+            assert isinstance(result, Permanent)
+            assert result.error.startswith("cannot write the message:")
+            assert server.connections == 0
+
+    run(scenario)
+
+
+def test_a_non_ascii_address_needs_smtputf8() -> None:
+    async def scenario() -> None:
+        async with SmtpServer() as server:  # aiosmtpd offers no SMTPUTF8 by default
+            result = await channel(config(server.port)).send(outgoing("lãnh@example.vn"))
+            assert isinstance(result, Permanent)
+            assert server.received == []
 
     run(scenario)

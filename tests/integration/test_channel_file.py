@@ -176,3 +176,33 @@ def test_a_file_where_the_folder_should_be_is_transient(tmp_path: Path) -> None:
     result = send(channel(tmp_path), message())
     assert isinstance(result, Transient)
     assert "var/outbox" in result.error
+
+
+def test_the_eml_is_written_as_the_mail_channel_writes_it(tmp_path: Path) -> None:
+    long_line = "Hồ sơ " + "quá hạn " * 200  # longer than a mail line may be: base64
+    ch = FileChannel(
+        FileChannelConfig(dir="out"), tmp_path, sender="Sở Tư pháp tỉnh <stp@example.vn>"
+    )
+    msg = message(text="Kính gửi anh,\n" + long_line + "\n", html=None)
+    raw = Path(send(ch, msg).provider_id).read_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii() and b"\n" not in raw.replace(b"\r\n", b"")  # CRLF throughout
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    mail = email.message_from_bytes(raw, policy=policy.default)
+    assert mail["From"].addresses[0].display_name == "Sở Tư pháp tỉnh"
+    assert mail["From"].addresses[0].addr_spec == "stp@example.vn"
+    assert mail["X-Watchdog-Stages"] == "mac_dinh/overdue, mac_dinh/due_soon"
+    assert mail.get_content_type() == "text/plain"
+    assert mail["Content-Transfer-Encoding"] == "base64"
+    assert mail.get_content().replace("\r\n", "\n") == "Kính gửi anh,\n" + long_line + "\n"
+
+
+def test_a_sender_or_address_that_is_not_one_is_still_written_safely(tmp_path: Path) -> None:
+    ch = FileChannel(FileChannelConfig(dir="out"), tmp_path, sender="không phải địa chỉ")
+    odd = Recipient(id="cv", name="Nguyễn Văn Chuyên", email="cv at example.vn\r\nBcc: x@y")
+    raw = Path(send(ch, message(recipient=odd)).provider_id).read_bytes()
+    assert not any(line.lower().startswith(b"bcc") for line in raw.split(b"\r\n"))
+    mail = email.message_from_bytes(raw, policy=policy.default)
+    assert str(mail["From"]) == "tthc-watchdog <watchdog@localhost>"  # the default sender
+    assert "cv at example.vn" in str(mail["To"])
+    assert mail.get_body(("plain",)) is not None

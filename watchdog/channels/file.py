@@ -16,9 +16,6 @@ import re
 import tempfile
 import unicodedata
 from datetime import UTC, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
@@ -36,45 +33,37 @@ def header_safe(value: str | None) -> str:
     return " ".join(text.split())
 
 
-def _address(name: str | None, addr: str) -> Address | str:
-    """A To/From address; a bare recipient id (no e-mail known) is written as it is."""
-    addr = header_safe(addr)
-    if "@" in addr:
-        local, _sep, domain = addr.rpartition("@")
+def build_eml(message: Outgoing, sender: str = DEFAULT_SENDER) -> bytes:
+    """The RFC 5322 message the e-mail channel would send (its composer, 8bit bodies, CRLF):
+    text and HTML alternatives, the attachments, our Message-ID, and the outbox id in
+    X-Watchdog-Id."""
+    # imported here: a file-only installation does not load the SMTP client at start
+    from watchdog.channels.email import address_header, check_address, mime_body, unstructured
+
+    def mailbox(name: str, name_value: str | None, addr: str | None) -> bytes | None:
         try:
-            return Address(display_name=header_safe(name), username=local, domain=domain)
-        except (ValueError, IndexError):
-            return addr
-    return addr
+            return address_header(name, [(header_safe(name_value), check_address(addr or ""))])
+        except ValueError:
+            return None
 
-
-def build_eml(message: Outgoing, sender: str = DEFAULT_SENDER) -> EmailMessage:
-    """The RFC 5322 message the e-mail channel would send: text and HTML alternatives, the
-    attachments, our Message-ID, and the outbox id in X-Watchdog-Id."""
-    eml = EmailMessage(policy=SMTP)
     sender_name, sender_addr = parseaddr(header_safe(sender))
-    eml["From"] = _address(sender_name, sender_addr or DEFAULT_SENDER)
     r = message.recipient
-    eml["To"] = _address(r.name, r.email) if r.email else header_safe(r.id)
-    eml["Subject"] = header_safe(message.subject)
-    eml["Date"] = format_datetime(_aware(message.created_at))
+    to = mailbox("To", r.name, header_safe(r.email)) if r.email else None
+    head = [
+        mailbox("From", sender_name, sender_addr) or mailbox("From", *parseaddr(DEFAULT_SENDER)),
+        # a bare recipient id (no e-mail known), or an address that is none, is written as text
+        to or unstructured("To", header_safe(r.email or r.id)),
+        unstructured("Subject", header_safe(message.subject)),
+        f"Date: {format_datetime(_aware(message.created_at))}\r\n".encode("ascii"),
+    ]
     if message.message_id:
-        eml["Message-ID"] = header_safe(message.message_id)
-    eml["X-Watchdog-Id"] = str(message.id)
+        head.append(unstructured("Message-ID", header_safe(message.message_id)))
+    head.append(f"X-Watchdog-Id: {int(message.id)}\r\n".encode("ascii"))
     if message.stages:
-        eml["X-Watchdog-Stages"] = header_safe(", ".join(message.stages))
-    eml.set_content(message.text)
-    if message.html:
-        eml.add_alternative(message.html, subtype="html")
-    for a in message.attachments:
-        maintype, _slash, subtype = a.content_type.partition("/")
-        eml.add_attachment(
-            a.data,
-            maintype=maintype or "application",
-            subtype=subtype or "octet-stream",
-            filename=header_safe(a.filename),
-        )
-    return eml
+        head.append(unstructured("X-Watchdog-Stages", header_safe(", ".join(message.stages))))
+    return b"".join(h for h in head if h) + mime_body(
+        message.text, message.html or None, message.attachments, True
+    )
 
 
 def _aware(t: datetime) -> datetime:
@@ -115,7 +104,7 @@ class FileChannel:
         if self.format == "json":
             body = json.dumps(webhook_body(message), ensure_ascii=False, indent=2, default=str)
             return (body + "\n").encode("utf-8")
-        return build_eml(message, self.sender).as_bytes()
+        return build_eml(message, self.sender)
 
     async def aclose(self) -> None:
         return None
