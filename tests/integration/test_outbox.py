@@ -13,10 +13,13 @@ import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 
+import watchdog.outbox.sender as sender_mod
 from watchdog.channels import Outgoing, Permanent, Sent, Transient
 from watchdog.clock import FixedClock
 from watchdog.config import load_settings
@@ -38,6 +41,7 @@ from watchdog.store.outbox import (
     complete,
     enqueue_message,
     history,
+    release,
 )
 
 VN = timezone(timedelta(hours=7))
@@ -333,3 +337,275 @@ def test_acknowledgement_stops_until_ack_repeats(store: Store, province: Path) -
     before = len(history(store))
     tick(store, settings, at("17/11/2026 09:40"))
     assert len(history(store)) == before
+
+
+# ----- batched completion, the sending window, prefetch, stop and outage -------------------------
+
+
+def backlog(store: Store, now: datetime, n: int) -> list[int]:
+    """`n` due one-off messages on the file channel (rendered already), oldest first."""
+    with store.begin() as conn:
+        conn.execute(
+            schema.messages.insert(),
+            [
+                {
+                    "kind": "test",
+                    "recipient": "chuyenvien",
+                    "channel": "file",
+                    "address": "chuyenvien",
+                    "stages": [],
+                    "case_codes": [],
+                    "urgent": False,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "subject": f"m{i}",
+                    "text": f"m{i}",
+                    "created_at": now,
+                }
+                for i in range(n)
+            ],
+        )
+    m = schema.messages.c
+    with store.read() as conn:
+        return list(conn.execute(select(m.id).order_by(m.id)).scalars())
+
+
+def rows_by_id(store: Store) -> dict[int, Any]:
+    with store.read() as conn:
+        return {r.id: r for r in conn.execute(select(schema.messages))}
+
+
+def test_batched_completion_is_fenced_per_message(store: Store) -> None:
+    now = at("13/11/2026 09:00")
+    ids = backlog(store, now, 5)
+    assert [c.id for c in claim_messages(store, "a", now, timedelta(minutes=5), 10)] == ids
+    # ids[3]: a's lease ran out and sender b took the message over; ids[4]: a gave it back
+    m = schema.messages.c
+    with store.begin() as conn:
+        conn.execute(
+            update(schema.messages).where(m.id == ids[3]).values(lease_until=now - timedelta(1))
+        )
+    (taken,) = claim_messages(store, "b", now, timedelta(minutes=5), 10, only=[ids[3]])
+    assert taken.id == ids[3] and taken.attempts == 2
+    release(store, "a", [ids[4]], now)
+
+    t = now + timedelta(seconds=30)
+    retry_at = t + timedelta(minutes=1)
+    done = complete(
+        store,
+        "a",
+        t,
+        [
+            Completion(ids[3], "sent", "sent", provider_id="q3"),  # b's now: not written
+            Completion(ids[0], "sent", "sent", "refused: x", "q0", address="-100200"),
+            Completion(ids[1], "failed", "transient", "451 later", next_attempt_at=retry_at),
+            Completion(ids[4], "sent", "sent", provider_id="q4"),  # given back: not written
+            Completion(ids[2], "dead", "permanent", "550 no such user"),
+            Completion(ids[0], "dead", "permanent", "twice"),  # the same id again: first wins
+        ],
+    )
+    assert done == [ids[0], ids[1], ids[2]]  # what was completed, in the order given
+    rows = rows_by_id(store)
+    sent, failed, dead, theirs, back = (rows[i] for i in ids)
+    assert (sent.status, sent.provider_id, sent.last_error) == ("sent", "q0", "refused: x")
+    assert sent.sent_at == t and sent.address == "-100200"
+    assert (failed.status, failed.last_error, failed.sent_at) == ("failed", "451 later", None)
+    assert failed.next_attempt_at == retry_at
+    assert (dead.status, dead.last_error, dead.sent_at) == ("dead", "550 no such user", None)
+    assert dead.next_attempt_at == now  # a dead letter keeps its time
+    for row in (sent, failed, dead):
+        assert row.lease_owner is None and row.lease_until is None
+    assert (theirs.status, theirs.lease_owner, theirs.provider_id) == ("sending", "b", None)
+    assert (back.status, back.attempts, back.provider_id) == ("pending", 0, None)
+    assert attempts_of(store, ids[0]) == [(1, "a", "sent", "refused: x")]
+    assert attempts_of(store, ids[1]) == [(1, "a", "transient", "451 later")]
+    assert attempts_of(store, ids[2]) == [(1, "a", "permanent", "550 no such user")]
+    assert attempts_of(store, ids[3]) == [
+        (1, "a", "expired", "lease expired"),
+        (2, "b", None, None),
+    ]
+    assert attempts_of(store, ids[4]) == []
+    # b completes its own; a, coming back, writes nothing more
+    assert complete(store, "b", t, [Completion(ids[3], "sent", "sent", provider_id="b3")]) == [
+        ids[3]
+    ]
+    assert complete(store, "a", t, [Completion(i, "dead", "permanent", "x") for i in ids]) == []
+    assert rows_by_id(store)[ids[3]].provider_id == "b3"
+
+
+def test_batched_completion_of_more_messages_than_one_in_list(store: Store) -> None:
+    now = at("13/11/2026 09:00")
+    ids = backlog(store, now, 950)  # past the 900 values of one IN list
+    claim_messages(store, "a", now, timedelta(minutes=5), 1000)
+    done = complete(
+        store, "a", now, [Completion(i, "sent", "sent", provider_id=f"q{i}") for i in ids]
+    )
+    assert done == ids
+    rows = rows_by_id(store)
+    assert {r.status for r in rows.values()} == {"sent"}
+    assert all(rows[i].provider_id == f"q{i}" for i in ids)
+    assert attempts_of(store, ids[-1]) == [(1, "a", "sent", f"q{ids[-1]}")]
+
+
+class Watching(Sink):
+    """A sink that, as each message is handed to it, counts the messages handed over whose
+    sending is not recorded yet (a sender killed right then would send them again)."""
+
+    def __init__(self, store: Store, slow: dict[int, float] | None = None, **kw) -> None:
+        super().__init__(**kw)
+        self.store = store
+        self.slow = slow or {}
+        self.handed: list[int] = []
+        self.peak = 0
+        self.recorded_when_slow_done: int | None = None
+
+    def recorded(self) -> int:
+        m = schema.messages.c
+        with self.store.read() as conn:
+            return conn.execute(select(func.count()).where(m.status == "sent")).scalar_one()
+
+    async def send(self, message: Outgoing):
+        self.handed.append(message.id)
+        self.peak = max(self.peak, len(self.handed) - self.recorded())
+        if message.id in self.slow:
+            await asyncio.sleep(self.slow[message.id])
+            self.recorded_when_slow_done = self.recorded()
+        return await super().send(message)
+
+
+def test_at_most_one_chunk_is_ever_sent_but_unrecorded(store: Store, province: Path) -> None:
+    settings = load_settings(province, env={})
+    now = at("13/11/2026 09:00")
+    backlog(store, now, 60)
+    sink = Watching(store, delay=0.003)
+    s = sender(store, settings, sink, now)
+    s.batch, s.concurrency = 25, 4
+    report = deliver(s)
+    assert report.sent == 60 and sum(sink.sent.values()) == 60 and max(sink.sent.values()) == 1
+    assert 2 <= sink.peak <= 4  # the slots are used, and never more than one chunk
+    assert {r.status for r in history(store)} == {"sent"}
+
+
+def test_a_slow_send_does_not_hold_up_the_others(store: Store, province: Path) -> None:
+    """Slots free up as outcomes are recorded: one slow server answer does not make the rest
+    of its chunk (and the channel) wait, as sending chunk after chunk did."""
+    settings = load_settings(province, env={})
+    now = at("13/11/2026 09:00")
+    ids = backlog(store, now, 30)
+    sink = Watching(store, slow={ids[0]: 0.6}, delay=0.002)
+    s = sender(store, settings, sink, now)
+    s.batch, s.concurrency = 30, 4
+    assert deliver(s).sent == 30
+    assert sink.recorded_when_slow_done is not None and sink.recorded_when_slow_done >= 20
+    assert sink.peak <= 4
+
+
+def test_stop_gives_back_the_rest_and_the_prefetched_batch(
+    store: Store, province: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(province, env={})
+    now = at("13/11/2026 09:00")
+    ids = backlog(store, now, 12)
+    given_back: list[int] = []
+
+    def spy(store, owner, ids, now):
+        given_back.extend(ids)
+        return release(store, owner, ids, now)
+
+    monkeypatch.setattr(sender_mod, "release", spy)
+    sink = Watching(store, delay=0.01)
+    s = sender(store, settings, sink, now)
+    s.batch, s.concurrency = 5, 2
+
+    async def send(message: Outgoing):
+        result = await Watching.send(sink, message)
+        if len(sink.handed) == 5:  # the first batch is all under way: the next is prefetched
+            s.stop()
+        return result
+
+    sink.send = send  # type: ignore[method-assign]
+    report = deliver(s)
+    assert report.sent == report.claimed == 5 and sorted(sink.handed) == ids[:5]
+    assert sorted(given_back) == ids[5:10]  # claimed while the first batch went, not sent
+    rows = rows_by_id(store)
+    assert [rows[i].status for i in ids] == ["sent"] * 5 + ["pending"] * 7
+    assert all(rows[i].attempts == 0 and attempts_of(store, i) == [] for i in ids[5:])
+    # the next start sends the rest, once
+    rest = sender(store, settings, Sink(), now, owner="b")
+    assert deliver(rest).sent == 7
+
+
+def test_sends_recorded_during_an_outage_are_recorded_first_when_it_ends(
+    store: Store, province: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(province, env={})
+    now = at("13/11/2026 09:00")
+    ids = backlog(store, now, 10)
+    real = sender_mod.complete
+
+    def away(*args, **kwargs):
+        raise OperationalError("UPDATE messages", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(sender_mod, "complete", away)
+    sink = Sink(delay=0.005)
+    s = sender(store, settings, sink, now)
+    s.batch, s.concurrency = 10, 4
+    with pytest.raises(OperationalError):
+        deliver(s)
+    sent_first = sorted(sink.sent)
+    assert 1 <= len(sent_first) <= 4  # nothing recorded, so no slot came free
+    assert sorted(c.id for c in s._unrecorded) == sent_first
+
+    monkeypatch.setattr(sender_mod, "complete", real)  # the database answers again
+    assert deliver(s).claimed == 0  # the unsent rest is still leased: nothing new yet
+    rows = rows_by_id(store)
+    assert [i for i in ids if rows[i].status == "sent"] == sent_first
+    assert not s._unrecorded
+    later = sender(store, settings, sink, now + timedelta(minutes=6), owner="b")
+    assert deliver(later).sent == 10 - len(sent_first)
+    assert max(sink.sent.values()) == 1 and sorted(sink.sent) == ids  # none twice
+
+
+def test_a_batch_older_than_most_of_its_lease_is_given_back_not_sent_late(
+    store: Store, province: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(province, env={})
+    now = at("13/11/2026 09:00")
+    ids = backlog(store, now, 8)
+    given_back: list[int] = []
+
+    def spy(store, owner, ids, now):
+        given_back.extend(ids)
+        return release(store, owner, ids, now)
+
+    monkeypatch.setattr(sender_mod, "release", spy)
+    sink = Sink(delay=0.1)
+    s = Sender(
+        store,
+        settings,
+        renderer_for(settings),
+        {"file": sink},
+        FixedClock(now).now,
+        owner="a",
+        lease=timedelta(seconds=0.5),
+        concurrency=1,
+    )
+    assert deliver(s).sent == 8  # the rest went in a fresh claim, in the same pass
+    assert given_back and set(given_back) < set(ids)
+    assert max(sink.sent.values()) == 1
+
+
+def test_a_claim_hands_out_urgent_messages_first_then_the_oldest(store: Store) -> None:
+    now = at("13/11/2026 09:00")
+    ids = backlog(store, now, 4)
+    m = schema.messages.c
+    with store.begin() as conn:
+        conn.execute(update(schema.messages).where(m.id == ids[2]).values(urgent=True))
+        conn.execute(
+            update(schema.messages)
+            .where(m.id == ids[0])
+            .values(next_attempt_at=now - timedelta(minutes=1))
+        )
+    claimed = claim_messages(store, "a", now, timedelta(minutes=5), 10)
+    assert [c.id for c in claimed] == [ids[2], ids[0], ids[1], ids[3]]

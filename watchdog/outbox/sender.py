@@ -10,6 +10,7 @@ attempt, make the message `dead` and the admin is told.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -17,6 +18,7 @@ import random
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,6 +48,9 @@ from watchdog.store.outbox import (
 log = logging.getLogger(__name__)
 
 BACKOFF_CAP = timedelta(hours=1)
+# A message is not sent once this share of its lease has passed since the claim (it would risk
+# another sender taking it over mid-send): the rest of its batch is released and claimed again.
+_LEASE_USE = 0.8
 ACK_LINK_LIFETIME = timedelta(days=30)
 
 
@@ -65,6 +70,17 @@ class DeliveryReport:
         self.dead += other.dead
         self.resent += other.resent
         self.errors.extend(other.errors)
+
+
+@dataclass
+class _Batch:
+    """A claimed batch, rendered and saved: what to send, and what is dead before sending."""
+
+    claimed: list[Claimed]
+    ready: list[Claimed]
+    rendered: dict[int, Rendering]
+    dead: list[Completion]
+    claimed_at: float  # time.monotonic() of the claim: the lease runs from here
 
 
 def backoff(
@@ -123,57 +139,169 @@ class Sender:
         self, max_batches: int | None = None, only: list[int] | None = None
     ) -> DeliveryReport:
         """Send everything due now (with `only`: those messages alone), batch after batch,
-        until nothing is due."""
+        until nothing is due.
+
+        The next batch is claimed, rendered and saved in a thread while the last sends of this
+        one are in flight (once all of it is under way: earlier, the rendering would compete
+        with the sends for the interpreter, and the next batch's leases would run longer
+        before it is sent), so the channels (and the Telegram limiter's slots) do not wait for
+        the database between batches. When that claim finds nothing, one more is made once
+        this batch is done: what was enqueued meanwhile (the admin's notice of a dead message)
+        still goes.
+        """
         report = DeliveryReport()
         batches = 0
         await self._flush_unrecorded()
-        while not self._stopping and (max_batches is None or batches < max_batches):
-            now = self.clock()
-            claimed = await asyncio.to_thread(
-                claim_messages, self.store, self.owner, now, self.lease, self.batch, only
-            )
-            if not claimed:
-                break
-            batches += 1
-            report.add(await self._deliver(claimed))
+        upcoming: asyncio.Task[_Batch | None] | None = None
+
+        def prefetch() -> None:
+            nonlocal upcoming
+            if upcoming is None and not self._stopping:
+                upcoming = asyncio.create_task(asyncio.to_thread(self._prepare, only))
+
+        try:
+            batch = None if self._stopping else await asyncio.to_thread(self._prepare, only)
+            while batch is not None:
+                batches += 1
+                more = max_batches is None or batches < max_batches
+                report.add(await self._deliver(batch, prefetch if more else None))
+                if upcoming is None:  # the last batch allowed, or stopping
+                    break
+                batch, upcoming = await upcoming, None
+                if self._stopping:  # shutting down: give the prefetched batch back untouched
+                    await self._give_back(batch, None)
+                    break
+                if batch is None:  # claim once more: what was enqueued while this batch went
+                    batch = await asyncio.to_thread(self._prepare, only)
+        finally:
+            if upcoming is not None:  # an error (the database away) stopped the loop
+                await self._give_back(None, upcoming)
         return report
 
-    async def _deliver(self, claimed: list[Claimed]) -> DeliveryReport:
-        report = DeliveryReport(claimed=len(claimed))
-        now = self.clock()
+    async def _give_back(
+        self, batch: _Batch | None, upcoming: asyncio.Task[_Batch | None] | None
+    ) -> None:
+        """Release a claimed batch that will not be sent (or the one a prefetch still claims);
+        when that fails too (the database away), its leases expire and it goes later."""
+        try:
+            if upcoming is not None:
+                batch = await upcoming
+            if batch is not None:
+                ids = [c.id for c in batch.claimed]
+                await asyncio.to_thread(release, self.store, self.owner, ids, self.clock())
+        except Exception as e:
+            log.debug("prefetched batch not released (its leases will expire): %s", e)
+
+    def _prepare(self, only: list[int] | None) -> _Batch | None:
+        """Claim a batch, render what is not rendered yet and save it (in a thread)."""
+        now, started = self.clock(), time.monotonic()
+        claimed = claim_messages(self.store, self.owner, now, self.lease, self.batch, only)
+        if not claimed:
+            return None
         max_attempts = self.settings.config.delivery.max_attempts
-        completions: list[Completion] = []
+        dead: list[Completion] = []
         ready: list[Claimed] = []
         for c in claimed:
             if c.attempts > max_attempts:  # leases expired that often: a sender keeps dying
-                completions.append(
+                dead.append(
                     Completion(c.id, DEAD, "permanent", f"gave up after {c.attempts - 1} attempts")
                 )
             else:
                 ready.append(c)
-        rendered, broken = await asyncio.to_thread(self._render, ready, now)
-        await asyncio.to_thread(save_rendered, self.store, self.owner, rendered)
-        by_id = {r.id: r for r in rendered}
+        rendered, broken = self._render(ready, now)
+        save_rendered(self.store, self.owner, rendered)
         for c in ready:
             if c.id in broken:  # a template the admin broke: the admin hears of it below
-                completions.append(Completion(c.id, DEAD, "permanent", broken[c.id]))
+                dead.append(Completion(c.id, DEAD, "permanent", broken[c.id]))
         ready = [c for c in ready if c.id not in broken]
-        kinds = {c.id: c for c in claimed}
-        if completions:
-            report.dead += len(completions)
-            await self._record(completions, kinds, report)
-        # In chunks of `concurrency`: each chunk's results are recorded before the next is sent,
-        # so a sender that dies leaves at most one chunk sent but unrecorded (sent again later).
-        for i in range(0, len(ready), self.concurrency):
-            if self._stopping:  # shutting down: give back what was claimed and not yet sent
-                rest = [c.id for c in ready[i:]]
-                await asyncio.to_thread(release, self.store, self.owner, rest, self.clock())
-                report.claimed -= len(rest)
-                break
-            chunk = ready[i : i + self.concurrency]
-            results = await asyncio.gather(*(self._send(c, by_id.get(c.id)) for c in chunk))
-            await self._record(self._outcomes(chunk, results, report), kinds, report)
+        return _Batch(claimed, ready, {r.id: r for r in rendered}, dead, started)
+
+    async def _deliver(
+        self, batch: _Batch, under_way: Callable[[], None] | None = None
+    ) -> DeliveryReport:
+        """Send a batch and record the outcomes; `under_way` is called once every send of it
+        has started (the next batch may be prepared)."""
+        report = DeliveryReport(claimed=len(batch.claimed))
+        kinds = {c.id: c for c in batch.claimed}
+        if batch.dead:
+            report.dead += len(batch.dead)
+            await self._record(batch.dead, kinds, report)
+        await self._send_all(batch, kinds, report, under_way)
         return report
+
+    async def _send_all(
+        self,
+        batch: _Batch,
+        kinds: dict[int, Claimed],
+        report: DeliveryReport,
+        under_way: Callable[[], None] | None,
+    ) -> None:
+        """Send the batch, up to `concurrency` at a time, recording outcomes as they come.
+
+        A send keeps its slot until its outcome is recorded, so at most `concurrency` messages
+        (one chunk) are ever sent but unrecorded: a sender that dies leaves at most that many
+        to go again. Outcomes are recorded (one `complete()`) once half the slots wait for it,
+        or when nothing else is sending; the other sends go on while it is written, so the
+        channel (and the Telegram limiter's slots) does not wait for the database.
+        """
+        queue = deque(batch.ready)
+        sending: set[asyncio.Task[Result]] = set()
+        finished: list[tuple[Claimed, Result]] = []
+        errors: list[BaseException] = []
+        wake = asyncio.Event()
+        unrecorded = 0  # slots held: sending, or sent and not recorded yet
+        group = max(1, self.concurrency // 2)
+        lease_left = self.lease.total_seconds() * _LEASE_USE
+
+        def sent(task: asyncio.Task[Result], c: Claimed) -> None:
+            sending.discard(task)
+            if not task.cancelled():
+                if task.exception() is not None:  # a bug outside the channel: stop the batch
+                    errors.append(task.exception())  # type: ignore[arg-type]
+                else:
+                    finished.append((c, task.result()))
+            wake.set()
+
+        try:
+            while True:
+                if queue and (self._stopping or time.monotonic() - batch.claimed_at > lease_left):
+                    # shutting down, or the lease nearly over: give back what is not sent yet
+                    rest = [c.id for c in queue]
+                    queue.clear()
+                    await asyncio.to_thread(release, self.store, self.owner, rest, self.clock())
+                    report.claimed -= len(rest)
+                while queue and not errors and unrecorded < self.concurrency:
+                    c = queue.popleft()
+                    task = asyncio.create_task(self._send(c, batch.rendered.get(c.id)))
+                    task.add_done_callback(functools.partial(sent, c=c))
+                    sending.add(task)
+                    unrecorded += 1
+                if not queue and under_way is not None:
+                    under_way()
+                    under_way = None
+                if finished and not errors and (len(finished) >= group or not sending):
+                    chunk, finished = finished, []
+                    outcomes = self._outcomes([c for c, _ in chunk], [r for _, r in chunk], report)
+                    try:  # the sends in flight go on meanwhile
+                        await self._record(outcomes, kinds, report)
+                    except Exception as e:  # kept in _unrecorded: stop here, like the database
+                        errors.append(e)
+                    unrecorded -= len(chunk)
+                    continue
+                if not sending:
+                    break
+                wake.clear()
+                await wake.wait()
+        finally:
+            for task in list(sending):  # cancelled from outside: nothing more goes
+                task.cancel()
+        if errors:
+            if finished:  # sent while the database was away: recorded first when it is back
+                chunk = finished
+                self._unrecorded.extend(
+                    self._outcomes([c for c, _ in chunk], [r for _, r in chunk], report)
+                )
+            raise errors[0]
 
     def _outcomes(
         self, chunk: list[Claimed], results: list[Result], report: DeliveryReport

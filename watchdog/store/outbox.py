@@ -327,10 +327,13 @@ def claim_messages(
             _m.html,
             _m.content,
             _m.message_id,
+            _m.urgent,
+            _m.next_attempt_at,
         )
     )
     with store.begin() as conn:
-        rows = conn.execute(stmt).all()
+        # RETURNING comes in no particular order (PostgreSQL): the pick's order, urgent first
+        rows = sorted(conn.execute(stmt), key=lambda r: (not r.urgent, r.next_attempt_at, r.id))
         if not rows:
             return []
         ids = [r.id for r in rows]
@@ -347,9 +350,11 @@ def claim_messages(
                 for r in rows
             ],
         )
-        claimed = [Claimed(**r._asdict()) for r in rows]
+        order_only = ("urgent", "next_attempt_at")
+        claimed = [
+            Claimed(**{k: v for k, v in r._asdict().items() if k not in order_only}) for r in rows
+        ]
         _load_items(conn, [c for c in claimed if c.kind == "alert" and not c.rendered])
-    claimed.sort(key=lambda c: ids.index(c.id))
     return claimed
 
 
@@ -440,38 +445,70 @@ class Completion:
 def complete(
     store: Store, owner: str, now: datetime, completions: Sequence[Completion]
 ) -> list[int]:
-    """Record what sending did; each write is fenced on the lease (a sender whose lease expired
-    and was taken over writes nothing). Returns the ids actually completed."""
-    done: list[int] = []
+    """Record what sending did; fenced on the lease (a sender whose lease expired and was taken
+    over writes nothing). Returns the ids actually completed, in the order given.
+
+    One fenced SELECT of the messages we still hold (FOR UPDATE on PostgreSQL, so a claim
+    skips them until we commit; SQLite's write transaction holds the lock from its start), then
+    one executemany UPDATE of `messages` per kind of completion (sent, failed, dead) and one of
+    `message_attempts`, each still fenced: a handful of statements per chunk, not per message.
+    """
+    wanted: dict[int, Completion] = {}
+    for c in completions:
+        wanted.setdefault(c.id, c)  # the same id twice: the first wins, as it always did
+    if not wanted:
+        return []
+    fence = (_m.lease_owner == owner, _m.status == SENDING)
     with store.begin() as conn:
-        for c in completions:
-            values: dict[str, Any] = {
-                "status": c.status,
-                "lease_owner": None,
-                "lease_until": None,
-                "last_error": c.error,
-            }
+        held: dict[int, int] = {}  # id -> attempt, of the messages still leased to us
+        for chunk in _chunks(list(wanted)):
+            stmt = select(_m.id, _m.attempts).where(id_in(conn, _m.id, chunk), *fence)
+            if store.dialect == "postgresql":
+                stmt = stmt.with_for_update()
+            held.update((r.id, r.attempts) for r in conn.execute(stmt))
+        done = [i for i in wanted if i in held]
+        if not done:
+            return []
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for i in done:
+            c = wanted[i]
+            values: dict[str, Any] = {"status": c.status, "last_error": c.error}
             if c.status == SENT:
                 values |= {"sent_at": now, "provider_id": c.provider_id}
             elif c.status == FAILED:
                 values["next_attempt_at"] = c.next_attempt_at
             if c.address:
                 values["address"] = c.address
-            stmt = (
-                update(schema.messages)
-                .where(_m.id == c.id, _m.lease_owner == owner, _m.status == SENDING)
-                .values(**values)
-                .returning(_m.attempts)
-            )
-            attempt = conn.execute(stmt).scalar()
-            if attempt is None:
-                continue
-            done.append(c.id)
+            row = {"mid": i} | {f"v_{k}": v for k, v in values.items()}
+            shapes.setdefault(tuple(values), []).append(row)
+        for columns, rows in shapes.items():
             conn.execute(
-                update(schema.message_attempts)
-                .where(_a.message_id == c.id, _a.attempt == attempt, _a.owner == owner)
-                .values(finished_at=now, outcome=c.outcome, detail=c.error or c.provider_id or None)
+                update(schema.messages)
+                .where(_m.id == bindparam("mid"), *fence)
+                .values(
+                    {k: bindparam(f"v_{k}") for k in columns}
+                    | {"lease_owner": None, "lease_until": None}
+                ),
+                rows,
             )
+        conn.execute(
+            update(schema.message_attempts)
+            .where(
+                _a.message_id == bindparam("mid"),
+                _a.attempt == bindparam("att"),
+                _a.owner == owner,
+            )
+            .values(finished_at=now, outcome=bindparam("v_outcome"), detail=bindparam("v_detail")),
+            [
+                {
+                    "mid": i,
+                    "att": held[i],
+                    "v_outcome": wanted[i].outcome,
+                    "v_detail": wanted[i].error or wanted[i].provider_id or None,
+                }
+                for i in done
+            ],
+        )
     return done
 
 
