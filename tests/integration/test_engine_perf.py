@@ -173,3 +173,28 @@ def test_on_firings_gets_each_written_firing_with_its_id_from_worker_processes(
     assert sorted(seen) == sorted(tuple(r) for r in stored)
     assert sorted(report.fired) == sorted(fid for fid, _, _ in seen)
     assert {stage for _, _, stage in seen} == {"p/overdue"}
+
+
+def test_the_garbage_collector_runs_again_after_an_in_process_batch(
+    store: Store, db_url: str, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evaluation pauses the collector for its batch, and gives it back even when it fails."""
+    import gc
+
+    with store.begin() as conn:
+        conn.execute(
+            schema.cases.insert(), [case_row(f"HS-{i}", next_check_at=NOW) for i in range(5)]
+        )
+    engine = Engine(Store.open(db_url, migrate=False), settings, load_rules(settings, env={}))
+    assert engine.tick(NOW).evaluated == 5
+    assert gc.isenabled()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug in the evaluation")
+
+    with store.begin() as conn:
+        conn.execute(schema.cases.update().values(next_check_at=NOW))
+    monkeypatch.setattr(worker, "evaluate_facts", broken)
+    with pytest.raises(RuntimeError):
+        engine.tick(NOW)
+    assert gc.isenabled()

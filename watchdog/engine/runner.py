@@ -9,6 +9,7 @@ once whatever happens (crash, restart, reload, re-import, second replica).
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import pickle
@@ -190,7 +191,16 @@ class Engine:
         text = claim.text_instants
         if self._pool is None:
             work = (rows, events, fired, claim.instants, text)
-            done = worker.evaluate_work(self.settings, self.rules, work, now, keep)
+            # What an evaluation allocates is freed by reference counting; the collector's
+            # passes over this process's long-lived objects (settings, SQLAlchemy) meanwhile
+            # cost 10% of an in-process plan. Paused for the batch, it runs again after it.
+            was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                done = worker.evaluate_work(self.settings, self.rules, work, now, keep)
+            finally:
+                if was_enabled:
+                    gc.enable()
             return lambda: [done]
         n = max(1, -(-len(rows) // self.workers))
         futures = []
