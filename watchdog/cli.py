@@ -136,6 +136,18 @@ def _write(text: str, out: str | None) -> None:
         sys.stdout.write(text)
 
 
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A command whose code lives in `module` (imported only when the command runs, which
+    keeps start-up light): the report, letters and dashboard accounts."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(args)
+
+    return run
+
+
 # ----- commands ---------------------------------------------------------------------------------
 
 
@@ -299,38 +311,6 @@ def cmd_cases(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render(lines, settings))
         _err(_open_cases(len(lines)))
-    return EXIT_OK
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from watchdog.reports.ontime import By, build_report, to_csv, to_table
-
-    settings = _settings(args)
-    start, end = _date(args.date_from, "--from"), _date(args.date_to, "--to")
-    if end < start:
-        raise UsageError(_("--to: must not be before --from"))
-    if args.metric != "portal":
-        raise UsageError(
-            _("--metric {metric}: not available yet (only portal)").format(metric=args.metric)
-        )
-    if args.format not in ("table", "csv"):
-        raise UsageError(
-            _("--format {format}: not available yet (table or csv)").format(format=args.format)
-        )
-    as_of = _period_end(args.as_of, settings, "--as-of") if args.as_of else None
-    report = build_report(
-        _store(settings),
-        settings,
-        start,
-        end,
-        as_of=as_of,
-        by=By(args.by),
-        now=_clock(args, settings).now(),
-    )
-    for note in report.notes:
-        _err(note)
-    tz = settings.default_calendar.tz
-    _write(to_csv(report) if args.format == "csv" else to_table(report, tz), args.out)
     return EXIT_OK
 
 
@@ -810,7 +790,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--now", metavar="T", help=_("evaluate as if the time were this instant"))
 
-    sp = command("report", cmd_report, _("on-time figures for cases received in a period"))
+    sp = command(
+        "report",
+        _lazy("watchdog.reports.command", "cmd_report"),
+        _("on-time figures for cases received in a period"),
+    )
     sp.add_argument("--from", dest="date_from", required=True, metavar="D1", help=_("first day"))
     sp.add_argument("--to", dest="date_to", required=True, metavar="D2", help=_("last day"))
     sp.add_argument(
@@ -890,6 +874,55 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("id", metavar="ID", help=_("the official's id"))
     lc.add_argument("--now", help=argparse.SUPPRESS)
     lc.set_defaults(func=cmd_officials_link_code)
+
+    letters = sub.add_parser(
+        "letters",
+        help=_("letters of a case: apology, control sheet"),
+        description=_("letters of a case: apology, control sheet"),
+    )
+    lsub = letters.add_subparsers(dest="letters_command", required=True, metavar="COMMAND")
+    ap = lsub.add_parser(
+        "apology",
+        help=_("the apology letter draft for a case (DOCX)"),
+        description=_("the apology letter draft for a case (DOCX)"),
+    )
+    ap.add_argument("case", metavar="CASE_CODE", help=_("the case code"))
+    ap.add_argument("--reason", metavar="TEXT", help=_("why the case is late, as the letter says"))
+    ap.add_argument("--out", metavar="FILE.docx", help=_("write to this file"))
+    ap.add_argument("--now", metavar="T", help=_("write the letter as if the time were T"))
+    ap.set_defaults(func=_lazy("watchdog.letters.command", "cmd_apology"))
+    cs = lsub.add_parser(
+        "control-sheet",
+        help=_("the control sheet of a case: each handover and its result"),
+        description=_("the control sheet of a case: each handover and its result"),
+    )
+    cs.add_argument("case", metavar="CASE_CODE", help=_("the case code"))
+    cs.add_argument(
+        "--format", choices=["docx", "html"], default="docx", help=_("docx (default) or html")
+    )
+    cs.add_argument("--out", metavar="FILE", help=_("write to this file"))
+    cs.add_argument("--now", metavar="T", help=_("as if the time were T"))
+    cs.set_defaults(func=_lazy("watchdog.letters.command", "cmd_control_sheet"))
+
+    users = sub.add_parser(
+        "users", help=_("dashboard accounts"), description=_("dashboard accounts")
+    )
+    usub = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
+    ua = usub.add_parser(
+        "add",
+        help=_("create a dashboard account (the password is asked for, or read from stdin)"),
+        description=_("create a dashboard account (the password is asked for, or read from stdin)"),
+    )
+    ua.add_argument("login", metavar="LOGIN", help=_("the sign-in name"))
+    ua.add_argument(
+        "--role",
+        required=True,
+        choices=["official", "unit_head", "supervisor", "admin"],
+        help=_("official: own cases; unit_head: the unit and below; supervisor, admin: all"),
+    )
+    ua.add_argument("--official", metavar="ID", help=_("the official this account belongs to"))
+    ua.add_argument("--password-stdin", action="store_true", help=_("read the password from stdin"))
+    ua.set_defaults(func=_lazy("watchdog.web.command", "cmd_users_add"))
 
     sp = command(
         "send-test", cmd_send_test, _("one test message through each of an official's channels")

@@ -592,6 +592,12 @@ class ImportConfig(Model):
         return mapping
 
 
+# Sections kept in their own modules (each imports Model from here, defined above).
+from watchdog.config.dashboard import DashboardConfig  # noqa: E402
+from watchdog.config.letters import LettersConfig  # noqa: E402
+from watchdog.config.reportsconf import ReportsConfig  # noqa: E402
+
+
 class Config(Model):
     """The whole configuration file, after `procedures_file` has been merged in."""
 
@@ -663,6 +669,15 @@ class Config(Model):
         "links, `/healthz`, `/metrics`",
     )
     logging: LoggingConfig = Field(LoggingConfig(), description="The daemon's log, on stderr")
+    letters: LettersConfig = Field(
+        LettersConfig(), description="The apology letter and the control sheet (DOCX templates)"
+    )
+    reports: ReportsConfig = Field(
+        ReportsConfig(), description="On-time reports e-mailed when a month or quarter ends"
+    )
+    dashboard: DashboardConfig = Field(
+        DashboardConfig(), description="The web dashboard of the built-in HTTP server"
+    )
     import_: ImportConfig = Field(
         ImportConfig(),
         alias="import",

@@ -282,3 +282,23 @@ link_codes = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime),
 )
+
+# Dashboard accounts (`watchdog users add`): argon2 hashes only; `session_epoch` +1 on a password
+# change or a disabled account ends every session signed before; failed sign-ins are counted
+# for the rate limit.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("login", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),  # official | unit_head | supervisor | admin
+    Column("official_id", String(64)),  # the official this account is (its cases, its unit)
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("session_epoch", Integer, nullable=False, default=1),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime),
+    Column("last_login_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
