@@ -3,6 +3,10 @@
 The `portal` metric is the table provinces publish: Tiếp nhận, Đúng hạn, Trong hạn, Trễ hạn and
 Tỷ lệ đúng hạn = Đúng hạn / (Đúng hạn + Trễ hạn) x 100.
 
+The `766` metric is indicator 2.1 of Quyết định 766/QĐ-TTg: (finished on or before the due +
+open in time) / every case judged, with the wait for the applicant taken out of the time and a
+case with more than one supplement request late (`outcome_766`, docs/reports.md).
+
 A case whose due cannot be computed (an instant past the calendar's years, any error of its
 timeline) is left out of every count, recorded as an `evaluation_error` finding and named in
 `Report.notes`; it never stops the report.
@@ -38,6 +42,11 @@ class By(StrEnum):
     OFFICIAL = "official"
 
 
+class Metric(StrEnum):
+    PORTAL = "portal"
+    QD766 = "766"
+
+
 class Outcome(StrEnum):
     ON_TIME = "on_time"
     IN_PROGRESS = "in_progress"
@@ -71,6 +80,17 @@ class Counts:
             return None
         return (Decimal(100 * self.on_time) / judged).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
+    @property
+    def rate_766(self) -> Decimal | None:
+        """100 x (on_time + in_progress) / (on_time + in_progress + late), two decimals
+        half-up; None when no case is judged. With the 766 metric the three counts are
+        `outcome_766`'s; cases withdrawn, stopped or without a due are in `received` only."""
+        judged = self.on_time + self.in_progress + self.late
+        if not judged:
+            return None
+        good = self.on_time + self.in_progress
+        return (Decimal(100 * good) / judged).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
 
 @dataclass
 class ReportRow:
@@ -91,6 +111,11 @@ class Report:
     without_due: int = 0  # cases of unknown procedures without an appointment: received only
     notes: list[str] = field(default_factory=list)
     skipped: list[SkippedCase] = field(default_factory=list)  # not counted: see the notes
+    metric: Metric = Metric.PORTAL
+
+    def rate(self, counts: Counts) -> Decimal | None:
+        """The rate of this report's metric for one row (or the total)."""
+        return counts.rate_766 if self.metric is Metric.QD766 else counts.rate
 
 
 def outcome_at(case: CaseRecord, tl: Timeline, as_of: datetime) -> Outcome:
@@ -105,6 +130,31 @@ def outcome_at(case: CaseRecord, tl: Timeline, as_of: datetime) -> Outcome:
     if tl.waiting_since is not None and tl.waiting_since <= as_of:
         return Outcome.IN_PROGRESS
     return Outcome.LATE if as_of > due else Outcome.IN_PROGRESS
+
+
+def outcome_766(case: CaseRecord, tl: Timeline, as_of: datetime) -> Outcome:
+    """QĐ 766/QĐ-TTg indicator 2.1: where a case stands at `as_of` (docs/reports.md).
+
+    The due is the portal's (`tl.due`): the appointment, moved by the wait for the applicant
+    (`pause`: the waiting working time added; `restart`: the full limit from the instant the
+    documents were complete) and by one extension recorded in time. So the wait is taken out of
+    the time. On top of `outcome_at`: a case with more than one supplement request on record is
+    late whatever its dates; a case waiting at `as_of` for a request made before its due is
+    open in time (its clock stands still); withdrawn, stopped and no-due cases are NONE (in
+    `received`, outside the rate)."""
+    due = tl.due
+    if case.status in CLOSED_WITHOUT_RESULT or due is None:
+        return Outcome.NONE
+    if tl.supplements > 1:
+        return Outcome.LATE
+    if not is_open_at(case, as_of):
+        return Outcome.ON_TIME if case.finished_at <= due else Outcome.LATE
+    if tl.waiting_since is not None and tl.waiting_since <= as_of:
+        return Outcome.IN_PROGRESS
+    return Outcome.LATE if as_of > due else Outcome.IN_PROGRESS
+
+
+OUTCOME_OF = {Metric.PORTAL: outcome_at, Metric.QD766: outcome_766}
 
 
 def period_bounds(settings: Settings, start: date, end: date) -> tuple[datetime, datetime]:
@@ -125,13 +175,17 @@ def build_report(
     as_of: datetime | None = None,
     by: By = By.UNIT,
     now: datetime | None = None,
+    metric: Metric | str = Metric.PORTAL,
 ) -> Report:
     """Counts of the cases received in [start, end] as they stand at `as_of` (SPEC 9).
 
     `as_of` defaults to the end of the period, or now when that is earlier (a report of the
     running quarter shows today's state, not a guess at its end); only cases received by
     `as_of` are counted. `now` (default: the system clock) also dates the findings of
-    skipped cases."""
+    skipped cases. `metric` chooses how a case is judged (`outcome_at` or `outcome_766`) and
+    which rate the rows show (`Report.rate`)."""
+    metric = Metric(metric)
+    judge = OUTCOME_OF[metric]
     now = now or SystemClock().now()
     lo, hi = period_bounds(settings, start, end)
     as_of = as_of or min(hi, now)
@@ -145,7 +199,7 @@ def build_report(
             procedure = settings.procedures.get(case.procedure_code)
             tl = timeline(case, events, procedure, calendar)
             due = tl.due
-            outcome = outcome_at(case, tl, as_of)
+            outcome = judge(case, tl, as_of)
         except Exception as e:  # one case that cannot be computed never stops the report
             skipped.append(skipped_case(case, e))
             continue
@@ -161,7 +215,7 @@ def build_report(
     total = Counts()
     for counts in own.values():
         total.merge(counts)
-    report = Report(by, start, end, as_of, rows, total, without_due, skipped=skipped)
+    report = Report(by, start, end, as_of, rows, total, without_due, skipped=skipped, metric=metric)
     if without_due:
         report.notes.append(
             f"{without_due} case(s) have an unknown procedure and no appointment date: "
@@ -195,17 +249,21 @@ def _rows(settings: Settings, by: By, own: dict[str, Counts]) -> Iterator[Report
         yield ReportRow(key, UNASSIGNED if key == "" else UNKNOWN_NAME, 0, own[key])
 
 
-def header(by: By) -> list[str]:
+RATE_COLUMN = {Metric.PORTAL: "on_time_rate", Metric.QD766: "rate_766"}
+
+
+def header(by: By, metric: Metric = Metric.PORTAL) -> list[str]:
+    """The CSV header: SPEC 9's for the portal metric; with 766 the same columns (holding
+    outcome_766's counts) and the rate named `rate_766`."""
     first = {
         By.UNIT: ("unit_code", "unit_name"),
         By.PROCEDURE: ("procedure_code", "procedure_name"),
         By.OFFICIAL: ("official_id", "official_name"),
     }[by]
-    return [*first, "received", "on_time", "in_progress", "late", "on_time_rate"]
+    return [*first, "received", "on_time", "in_progress", "late", RATE_COLUMN[metric]]
 
 
-def _cells(key: str, name: str, c: Counts) -> list[str]:
-    rate = c.rate
+def _cells(key: str, name: str, c: Counts, rate: Decimal | None) -> list[str]:
     return [
         key,
         name,
@@ -220,10 +278,10 @@ def _cells(key: str, name: str, c: Counts) -> list[str]:
 def to_csv(report: Report) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(header(report.by))
+    w.writerow(header(report.by, report.metric))
     for row in report.rows:
-        w.writerow(_cells(row.key, row.name, row.counts))
-    w.writerow(_cells("TOTAL", "Tổng cộng", report.total))
+        w.writerow(_cells(row.key, row.name, row.counts, report.rate(row.counts)))
+    w.writerow(_cells("TOTAL", "Tổng cộng", report.total, report.rate(report.total)))
     return out.getvalue()
 
 
@@ -232,8 +290,8 @@ TABLE_HEADER = (
     N_("On time"),
     N_("In progress"),
     N_("Late"),
-    N_("On-time rate (%)"),
 )
+TABLE_RATE = {Metric.PORTAL: N_("On-time rate (%)"), Metric.QD766: N_("766 rate (%)")}
 TABLE_FIRST = {
     By.UNIT: (N_("Unit code"), N_("Unit")),
     By.PROCEDURE: (N_("Procedure code"), N_("Procedure")),
@@ -248,7 +306,8 @@ def to_table(report: Report, tz: tzinfo | None = None) -> str:
     parent, decimals as people write them (comma in Vietnamese)."""
 
     def cells(key: str, name: str, c: Counts) -> list[str]:
-        rate = "" if c.rate is None else decimal(float(c.rate), 2)
+        value = report.rate(c)
+        rate = "" if value is None else decimal(float(value), 2)
         counts = [str(c.received), str(c.on_time), str(c.in_progress), str(c.late)]
         return [key, _(TABLE_NAMES[name]) if name in TABLE_NAMES else name, *counts, rate]
 
@@ -256,7 +315,7 @@ def to_table(report: Report, tz: tzinfo | None = None) -> str:
     for cells_, row in zip(lines, report.rows, strict=True):
         cells_[1] = "  " * row.depth + cells_[1]
     lines.append(["", _("Total"), *cells("", "", report.total)[2:]])
-    header = [_(t) for t in (*TABLE_FIRST[report.by], *TABLE_HEADER)]
+    header = [_(t) for t in (*TABLE_FIRST[report.by], *TABLE_HEADER, TABLE_RATE[report.metric])]
     table = [header, *lines]
     widths = [max(width(r[i]) for r in table) for i in range(len(header))]
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
@@ -269,6 +328,15 @@ def to_table(report: Report, tz: tzinfo | None = None) -> str:
         ),
         "",
     ]
+    if report.metric is Metric.QD766:
+        out.insert(
+            1,
+            _(
+                "Decision 766/QĐ-TTg, indicator 2.1: (on time + in progress) / (on time + in "
+                "progress + late); waiting for the applicant not counted; more than one "
+                "supplement request is late"
+            ),
+        )
     for n, row in enumerate(table):
         text = "  ".join(
             pad(c, w, right=i >= 2) for i, (c, w) in enumerate(zip(row, widths, strict=True))
@@ -277,3 +345,103 @@ def to_table(report: Report, tz: tzinfo | None = None) -> str:
         if n == 0 or n == len(table) - 2:
             out.append(rule)
     return "\n".join(out) + "\n"
+
+
+# ----- the provincial layout (XLSX and HTML) ---------------------------------------------------
+
+ROMAN = (
+    (1000, "M"),
+    (900, "CM"),
+    (500, "D"),
+    (400, "CD"),
+    (100, "C"),
+    (90, "XC"),
+    (50, "L"),
+    (40, "XL"),
+    (10, "X"),
+    (9, "IX"),
+    (5, "V"),
+    (4, "IV"),
+    (1, "I"),
+)
+
+
+def roman(n: int) -> str:
+    out = []
+    for value, letters in ROMAN:
+        while n >= value:
+            out.append(letters)
+            n -= value
+    return "".join(out)
+
+
+LAYOUT_NAMES = {UNKNOWN_NAME: "không có trong cấu hình", UNASSIGNED: "chưa phân công"}
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One line of the Vietnamese table: its STT (`I`, `1`, `1.2`), name, indent level,
+    whether it is a group row (bold, a roman numeral, its subtree's counts) and its figures."""
+
+    number: str
+    name: str
+    level: int
+    group: bool
+    counts: Counts
+    rate: Decimal | None
+    key: str
+
+
+def provincial_rows(report: Report, settings: Settings) -> list[SheetRow]:
+    """The rows of the provincial table, in tree order (docs/reports.md, "Layout").
+
+    By unit: the top units get roman numerals (I, II, ...) and are group rows counting their
+    whole subtree; the units under each are numbered 1, 2, ... from 1 again in each group, and
+    deeper ones 1.1, 1.2, 1.1.1 under their parent's number, indented. A tree with a single
+    root (the province, whose figures are the total row) starts one level down: the root's
+    children are the groups. When no top unit has units under it the list is flat (1, 2, ...)
+    and has no group rows. Units not in the configuration come after the tree as top units.
+    By procedure or official: 1, 2, ... and no group rows.
+    """
+    if report.by is not By.UNIT:
+        out = []
+        for n, row in enumerate(report.rows, 1):
+            if row.name == UNASSIGNED:
+                name = f"({LAYOUT_NAMES[row.name]})"
+            elif row.name == UNKNOWN_NAME:
+                name = f"{row.key} ({LAYOUT_NAMES[row.name]})"
+            else:
+                name = f"{row.name} ({row.key})" if report.by is By.PROCEDURE else row.name
+            out.append(
+                SheetRow(str(n), name, 0, False, row.counts, report.rate(row.counts), row.key)
+            )
+        return out
+    roots = [u.code for depth, u in settings.unit_tree() if depth == 0]
+    skip = roots[0] if len(roots) == 1 and settings.children.get(roots[0]) else None
+    lines: list[tuple[int, ReportRow]] = []
+    for row in report.rows:
+        if row.key == skip:
+            continue
+        known = row.key in settings.units
+        lines.append((row.depth - (1 if skip and known else 0) if known else 0, row))
+    grouped = any(level > 0 for level, _row in lines)
+    out = []
+    groups = 0
+    counters: list[int] = []  # the number of the current line at each level below its group
+    for level, row in lines:
+        name = f"{row.key} ({LAYOUT_NAMES[row.name]})" if row.name in LAYOUT_NAMES else row.name
+        if not grouped:
+            number, group = str(len(out) + 1), False
+        elif level == 0:
+            groups += 1
+            counters = []
+            number, group = roman(groups), True
+        else:
+            counters = counters[:level]
+            counters += [0] * (level - len(counters))
+            counters[-1] += 1
+            number, group = ".".join(map(str, counters)), False
+        out.append(
+            SheetRow(number, name, level, group, row.counts, report.rate(row.counts), row.key)
+        )
+    return out
