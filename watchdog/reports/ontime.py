@@ -445,3 +445,81 @@ def provincial_rows(report: Report, settings: Settings) -> list[SheetRow]:
             SheetRow(number, name, level, group, row.counts, report.rate(row.counts), row.key)
         )
     return out
+
+
+REPORT_TITLE = "BÁO CÁO TÌNH HÌNH GIẢI QUYẾT HỒ SƠ THỦ TỤC HÀNH CHÍNH"
+NAME_HEADER = {
+    By.UNIT: "Tên đơn vị",
+    By.PROCEDURE: "Tên thủ tục hành chính",
+    By.OFFICIAL: "Cán bộ, công chức",
+}
+RATE_HEADER = {
+    Metric.PORTAL: "Tỷ lệ đúng hạn (%)",
+    Metric.QD766: "Tỷ lệ đúng hạn theo QĐ 766 (%)",
+}
+
+
+def layout_header(report: Report) -> list[str]:
+    """STT, Tên đơn vị, Tiếp nhận, Đúng hạn, Trong hạn, Trễ hạn, Tỷ lệ đúng hạn (%)."""
+    return [
+        "STT",
+        NAME_HEADER[report.by],
+        "Tiếp nhận",
+        "Đúng hạn",
+        "Trong hạn",
+        "Trễ hạn",
+        RATE_HEADER[report.metric],
+    ]
+
+
+def layout_lines(report: Report, tz: tzinfo) -> list[str]:
+    """The lines under the title: the period, the as-of instant, and how the rate is read."""
+    lines = [
+        f"Từ ngày {report.start:%d/%m/%Y} đến ngày {report.end:%d/%m/%Y}",
+        f"Số liệu tính đến {report.as_of.astimezone(tz):%H:%M} ngày "
+        f"{report.as_of.astimezone(tz):%d/%m/%Y}",
+    ]
+    if report.metric is Metric.QD766:
+        lines.append(
+            "Chỉ số 2.1 Quyết định 766/QĐ-TTg: Tỷ lệ = (Đúng hạn + Trong hạn) / (Đúng hạn + "
+            "Trong hạn + Trễ hạn); không tính thời gian chờ bổ sung hồ sơ; hồ sơ yêu cầu bổ "
+            "sung quá 1 lần tính là trễ hạn"
+        )
+    else:
+        lines.append("Tỷ lệ đúng hạn = Đúng hạn / (Đúng hạn + Trễ hạn) × 100")
+    return lines
+
+
+def layout_notes(report: Report) -> list[str]:
+    """Notes under the table, in Vietnamese."""
+    notes = []
+    if report.without_due:
+        notes.append(
+            f"{report.without_due} hồ sơ thuộc thủ tục không có trong cấu hình và không có ngày "
+            "hẹn trả: chỉ tính vào cột Tiếp nhận."
+        )
+    if report.skipped:
+        notes.append(
+            f"{len(report.skipped)} hồ sơ không tính được hạn xử lý: không tính vào báo cáo "
+            "(xem danh sách phát hiện dữ liệu)."
+        )
+    return notes
+
+
+def report_filename(report: Report, ext: str) -> str:
+    """`bao-cao-dung-han-2026-11.xlsx` for a calendar month, `-2026-Q4` for a quarter, else
+    `-20261101-20261130`; `-766` after `dung-han` with that metric, `-thu-tuc` / `-can-bo`
+    at the end by procedure or official."""
+    start, end = report.start, report.end
+    next_day = end + timedelta(days=1)
+    whole_months = start.day == 1 and next_day.day == 1
+    months = (next_day.year - start.year) * 12 + next_day.month - start.month
+    if whole_months and months == 1:
+        period = f"{start:%Y-%m}"
+    elif whole_months and months == 3 and start.month % 3 == 1:
+        period = f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    else:
+        period = f"{start:%Y%m%d}-{end:%Y%m%d}"
+    metric = "-766" if report.metric is Metric.QD766 else ""
+    by = {By.UNIT: "", By.PROCEDURE: "-thu-tuc", By.OFFICIAL: "-can-bo"}[report.by]
+    return f"bao-cao-dung-han{metric}-{period}{by}.{ext}"
