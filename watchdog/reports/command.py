@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from watchdog.cli import (
     EXIT_OK,
@@ -25,13 +27,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     start, end = _date(args.date_from, "--from"), _date(args.date_to, "--to")
     if end < start:
         raise UsageError(_("--to: must not be before --from"))
-    if args.metric != "portal":
+    if args.format == "xlsx" and not args.out and sys.stdout.isatty():
         raise UsageError(
-            _("--metric {metric}: not available yet (only portal)").format(metric=args.metric)
-        )
-    if args.format not in ("table", "csv"):
-        raise UsageError(
-            _("--format {format}: not available yet (table or csv)").format(format=args.format)
+            _("--format xlsx: give --out FILE.xlsx (a workbook is not written to a terminal)")
         )
     as_of = _period_end(args.as_of, settings, "--as-of") if args.as_of else None
     report = build_report(
@@ -42,9 +40,37 @@ def cmd_report(args: argparse.Namespace) -> int:
         as_of=as_of,
         by=By(args.by),
         now=_clock(args, settings).now(),
+        metric=args.metric,
     )
     for note in report.notes:
         _err(note)
-    tz = settings.default_calendar.tz
-    _write(to_csv(report) if args.format == "csv" else to_table(report, tz), args.out)
+    if args.format == "xlsx":
+        from watchdog.reports.xlsx import to_xlsx
+
+        _write_bytes(to_xlsx(report, settings), args.out)
+    elif args.format == "html":
+        from watchdog.reports.html import to_html
+
+        _write(to_html(report, settings), args.out)
+    elif args.format == "csv":
+        _write(to_csv(report), args.out)
+    else:
+        _write(to_table(report, settings.default_calendar.tz), args.out)
     return EXIT_OK
+
+
+def _write_bytes(data: bytes, out: str | None) -> None:
+    """To the file `out`, or to stdout when it is redirected (never to a terminal: checked
+    before the report is built)."""
+    if not out:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        Path(out).write_bytes(data)
+    except OSError as e:
+        raise UsageError(
+            _("--out {file}: cannot write: {why}").format(file=out, why=e.strerror or e)
+        ) from None
+    _err(_("written to {file}").format(file=out))
