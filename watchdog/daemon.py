@@ -37,6 +37,7 @@ from watchdog.outbox.enqueue import alerts_hook
 from watchdog.outbox.render import Renderer, check_templates
 from watchdog.outbox.sender import Sender
 from watchdog.outbox.wiring import close_channels, open_channels, renderer_for
+from watchdog.reports.schedule import enqueue_due_reports
 from watchdog.shipped import shipped_path
 from watchdog.store import Store
 from watchdog.store.db import StoreError, as_store_error, is_outage
@@ -49,6 +50,7 @@ log = logging.getLogger("watchdog")
 TICK_EVERY = timedelta(seconds=30)
 DELIVER_EVERY = timedelta(seconds=5)
 DIGESTS_EVERY = timedelta(seconds=60)
+REPORTS_EVERY = timedelta(seconds=60)  # scheduled reports (reports.scheduled), once a period
 WATCH_EVERY = timedelta(seconds=5)  # config, rules and template files changed?
 LEADER_EVERY = timedelta(seconds=20)  # a dead Telegram poller is replaced within a minute
 PROBE_MAX = 15.0  # seconds between database probes during an outage, at most
@@ -262,6 +264,13 @@ class Daemon:
             id="digests",
             next_run_time=now,
         )
+        s.add_job(
+            self._job("reports", self.reports),
+            "interval",
+            seconds=REPORTS_EVERY.total_seconds(),
+            id="reports",
+            next_run_time=now,
+        )
         s.add_job(self.watch, "interval", seconds=WATCH_EVERY.total_seconds(), id="watch")
         s.add_job(
             self._job("health", self.refresh_health),
@@ -414,6 +423,14 @@ class Daemon:
         )
         if report.written:
             log.info("digests: %d written", report.written)
+            self.wake("deliver")
+
+    async def reports(self) -> None:
+        written = await asyncio.to_thread(
+            enqueue_due_reports, self.store, self.settings, self.clock.now()
+        )
+        if written:
+            log.info("scheduled reports: %d written", written)
             self.wake("deliver")
 
     async def refresh_health(self) -> None:
