@@ -266,6 +266,12 @@ def create_app(ctx: AppContext) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    # ----- the web dashboard (issue 8): its own package, its routes added last ---------------
+    if ctx.settings().config.dashboard.enabled:
+        from watchdog.web.app import mount
+
+        mount(app, ctx)
     return app
 
 
