@@ -474,11 +474,12 @@ def layout_header(report: Report) -> list[str]:
 
 def layout_lines(report: Report, tz: tzinfo) -> list[str]:
     """The lines under the title: the period, the as-of instant, and how the rate is read."""
-    lines = [
-        f"Từ ngày {report.start:%d/%m/%Y} đến ngày {report.end:%d/%m/%Y}",
-        f"Số liệu tính đến {report.as_of.astimezone(tz):%H:%M} ngày "
-        f"{report.as_of.astimezone(tz):%d/%m/%Y}",
-    ]
+    as_of = report.as_of.astimezone(tz)
+    if as_of.time() == time(0):  # the end of a day, as a period's end is
+        state = f"Số liệu tính đến hết ngày {as_of - timedelta(days=1):%d/%m/%Y}"
+    else:
+        state = f"Số liệu tính đến {as_of:%H:%M} ngày {as_of:%d/%m/%Y}"
+    lines = [f"Từ ngày {report.start:%d/%m/%Y} đến ngày {report.end:%d/%m/%Y}", state]
     if report.metric is Metric.QD766:
         lines.append(
             "Chỉ số 2.1 Quyết định 766/QĐ-TTg: Tỷ lệ = (Đúng hạn + Trong hạn) / (Đúng hạn + "

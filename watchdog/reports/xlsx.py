@@ -14,6 +14,7 @@ import io
 
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
+from openpyxl.chart.data_source import AxDataSource, StrRef
 from openpyxl.chart.label import DataLabelList
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
@@ -168,7 +169,9 @@ def _chart(ws: Worksheet, report: Report, header: int, last: int, anchor_row: in
     data = Reference(ws, min_col=COLUMNS, min_row=header, max_row=last)
     names = Reference(ws, min_col=2, min_row=header + 1, max_row=last)
     chart.add_data(data, titles_from_data=True)
-    chart.set_categories(names)
+    # Names are text: a string reference (set_categories writes a numeric one, which Excel
+    # may label 1, 2, 3)
+    chart.series[0].cat = AxDataSource(strRef=StrRef(f=str(names)))
     chart.x_axis.scaling.orientation = "maxMin"  # first row of the table at the top
     chart.y_axis.crosses = "max"  # and the percentages below the bars, not above
     chart.x_axis.delete = False
