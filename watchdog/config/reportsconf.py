@@ -8,6 +8,7 @@ is parsed; whether an official id in `to` exists needs the `officials` section:
 from __future__ import annotations
 
 import re
+from datetime import time
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -32,7 +33,7 @@ class ScheduledReportConfig(Model):
         description="The period covered: the calendar month or quarter that has just ended"
     )
     at: TimeOfDay = Field(
-        "08:00",
+        time(8, 0),
         description="Time of day of sending (the default calendar's zone), on the first working "
         "day after the period; a daemon that was down then sends it up to 2 hours later, not "
         "after",

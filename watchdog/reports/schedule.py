@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 GRACE = timedelta(hours=2)
 KIND = "report"
 
-_warned: set[str] = set()  # recipients skipped, logged once per process
+_warned: set[str] = set()  # periods of reports nobody could get, logged once per process
 
 
 def last_period(every: str, today: date) -> tuple[date, date]:
@@ -90,23 +90,14 @@ def enqueue_due_reports(store: Store, settings: Settings, now: datetime) -> int:
             at = send_at(settings, report, end)
             if not now - GRACE < at <= now:
                 continue
-            targets = []
+            targets, skipped = [], []
             for who, address in recipients(settings, report):
-                key = dedup_key(report.name, start, end, who)
                 if address is None or via is None:
-                    if key not in _warned:
-                        _warned.add(key)
-                        log.warning(
-                            "report %s of %s-%s: %s skipped (%s)",
-                            report.name,
-                            start.isoformat(),
-                            end.isoformat(),
-                            who,
-                            "no e-mail address" if via else "no email or file channel",
-                        )
-                    continue
-                targets.append((who, address, key))
+                    skipped.append(who)
+                else:
+                    targets.append((who, address, dedup_key(report.name, start, end, who)))
             present = dedup_keys_present(store, [t[2] for t in targets])
+            new = 0
             for who, address, key in targets:
                 if key in present:
                     continue
@@ -126,7 +117,21 @@ def enqueue_due_reports(store: Store, settings: Settings, now: datetime) -> int:
                     stages=(f"report/{report.name}",),
                     dedup_key=key,
                 )
-                written += enqueue_message(store, message, now, now) is not None
+                new += enqueue_message(store, message, now, now) is not None
+            written += new
+            # said when the others' messages are written (once), or when nobody can get it
+            # (once per process: the job looks every minute)
+            quiet = f"{report.name}:{start.isoformat()}"
+            if skipped and (new or (not targets and quiet not in _warned)):
+                _warned.add(quiet)
+                log.warning(
+                    "report %s of %s to %s: %s skipped (%s)",
+                    report.name,
+                    start.isoformat(),
+                    end.isoformat(),
+                    ", ".join(skipped),
+                    "no e-mail address" if via else "no email or file channel",
+                )
     return written
 
 
