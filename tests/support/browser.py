@@ -194,20 +194,17 @@ async def launch(playwright: Any) -> Any:
 # ----- screenshots for docs/ ----------------------------------------------------------------------
 
 
-async def _photograph(base: str, out: Path, login: str, password: str) -> None:
+async def _photograph(base: str, out: Path, login: str, password: str, pages: list) -> None:
+    """Sign in and photograph each (file name, path, viewport, full page) in `pages`."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await launch(p)
         try:
-            for name, viewport in (
-                ("dashboard.png", {"width": 1280, "height": 860}),
-                ("dashboard-phone.png", {"width": 390, "height": 844}),
-            ):
+            for name, path, viewport, full in pages:
+                phone = viewport["width"] < 600
                 context = await browser.new_context(
-                    viewport=viewport,
-                    locale="vi-VN",
-                    device_scale_factor=1 if "phone" not in name else 2,
+                    viewport=viewport, locale="vi-VN", device_scale_factor=2 if phone else 1
                 )
                 page = await context.new_page()
                 await page.goto(f"{base}/login")
@@ -215,7 +212,9 @@ async def _photograph(base: str, out: Path, login: str, password: str) -> None:
                 await page.fill("#password", password)
                 await page.click("button[type=submit]")
                 await page.wait_for_url(f"{base}/")
-                await page.screenshot(path=str(out / name))
+                if path != "/":
+                    await page.goto(f"{base}{path}")
+                await page.screenshot(path=str(out / name), full_page=full)
                 await context.close()
         finally:
             await browser.close()
@@ -223,17 +222,18 @@ async def _photograph(base: str, out: Path, login: str, password: str) -> None:
 
 def main(argv: list[str]) -> int:
     """Photograph the dashboard on the demo province (config.example.yaml, 300 demo cases, an
-    engine pass) as a supervisor sees it: docs/img/dashboard.png and dashboard-phone.png."""
+    engine pass) as a supervisor sees it: the board on a desktop and a phone screen, the unit
+    and the case of the most overdue case (docs/img/dashboard*.png)."""
     import tempfile
 
     from watchdog.demo import load_demo
+    from watchdog.reports.board import board
 
     out = Path(argv[0] if argv else "docs/img")
     out.mkdir(parents=True, exist_ok=True)
     root = Path(__file__).resolve().parents[2]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        text = (root / "config.example.yaml").read_text(encoding="utf-8")
         shutil.copy(root / "config.example.yaml", folder / "config.yaml")
         for name in ("rules", "procedures.yaml"):
             src = root / name
@@ -241,7 +241,6 @@ def main(argv: list[str]) -> int:
                 shutil.copytree(src, folder / name)
             elif src.exists():
                 shutil.copy(src, folder / name)
-        del text
         settings = load_settings(folder / "config.yaml", env={})
         store = Store.open(f"sqlite:///{folder / 'demo.db'}")
         now = NOW
@@ -252,10 +251,19 @@ def main(argv: list[str]) -> int:
         engine.tick(now, on_firings=hook)
         add_user(store, "giamsat", hash_password(PASSWORD), "supervisor", None, now)
         site = Site.build(store, folder / "config.yaml", now)
+        desktop, phone = {"width": 1280, "height": 860}, {"width": 390, "height": 844}
+        overdue = next(iter(board(store, settings, now, state="overdue")))
+        pages = [
+            ("dashboard.png", "/", desktop, False),
+            ("dashboard-phone.png", "/", phone, False),
+            ("dashboard-unit.png", f"/units/{overdue.case.unit_code}", desktop, True),
+            ("dashboard-case.png", f"/cases/{overdue.case.case_code}", desktop, True),
+            ("dashboard-case-phone.png", f"/cases/{overdue.case.case_code}", phone, True),
+        ]
         with serve(site.app) as base:
-            asyncio.run(_photograph(base, out, "giamsat", PASSWORD))
+            asyncio.run(_photograph(base, out, "giamsat", PASSWORD, pages))
         store.close()
-    print(f"written: {out / 'dashboard.png'}, {out / 'dashboard-phone.png'}")
+    print("written:", ", ".join(str(out / name) for name, *_ in pages))
     return 0
 
 

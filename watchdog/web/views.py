@@ -353,6 +353,18 @@ def unit_page(
 
 # ----- one case ---------------------------------------------------------------------------------
 
+# The shipped rules' stages (rules/default.yaml); a stage of an admin's own rules shows its id.
+STAGE_NAMES = {
+    "due_soon": "Sắp đến hạn",
+    "due_today": "Đến hạn hôm nay",
+    "apology_needed": "Cần phiếu xin lỗi",
+    "overdue": "Quá hạn",
+    "overdue_agency": "Quá hạn (báo thủ trưởng)",
+    "overdue_supervisor": "Quá hạn (báo cơ quan giám sát)",
+    "step_overdue": "Bước xử lý quá hạn",
+    "idle": "Không có xử lý",
+    "waiting_too_long": "Chờ bổ sung quá lâu",
+}
 EVENT_DATA = {"step": "bước", "handler": "người xử lý", "assignee": "cán bộ", "reason": "lý do"}
 
 
@@ -384,7 +396,11 @@ def case_page(
             "sent": show(m.sent_at, tz),
             "recipient": official_name(settings, m.recipient),
             "channel": m.channel,
-            "stages": ", ".join(s.rpartition("/")[2] for s in m.stages),
+            "stages": ", ".join(
+                dict.fromkeys(
+                    STAGE_NAMES.get(s.rpartition("/")[2], s.rpartition("/")[2]) for s in m.stages
+                )
+            ),
             "subject": m.subject or "",
             "status": m.status,
             "attempts": m.attempts,
