@@ -73,7 +73,11 @@ def test_xlsx_provincial_layout(config: Path, tmp_path: Path) -> None:
     assert ws.sheet_properties.pageSetUpPr.fitToPage
     assert int(ws.page_setup.fitToWidth) == 1 and int(ws.page_setup.fitToHeight) == 0
     assert ws.print_title_rows == "$1:$6"
-    (chart,) = ws._charts
+    assert wb.sheetnames == ["Báo cáo", "Biểu đồ"]  # the chart prints on a page of its own
+    charts = wb["Biểu đồ"]
+    assert charts.page_setup.orientation == "landscape" and int(charts.page_setup.paperSize) == 9
+    assert not ws._charts
+    (chart,) = charts._charts
     assert isinstance(chart, BarChart) and chart.type == "bar"
     (series,) = chart.series
     assert series.val.numRef.f == "'Báo cáo'!$G$7:$G$9"  # the rates, not the total

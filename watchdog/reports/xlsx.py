@@ -18,7 +18,6 @@ from openpyxl.chart.data_source import AxDataSource, StrRef
 from openpyxl.chart.label import DataLabelList
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from watchdog.config import Settings
@@ -37,10 +36,11 @@ from watchdog.reports.ontime import (
 RATE_FORMAT = "[$-42A]0.00"
 COUNT_FORMAT = "[$-42A]#,##0"
 FONT = "Times New Roman"  # the font of administrative documents (Nghị định 30/2020/NĐ-CP)
-WIDTHS = (7, 58, 12, 12, 12, 12, 16)
+WIDTHS = (6, 46, 11, 11, 11, 11, 15)
 COLUMNS = len(WIDTHS)
 HEADER_ROW = 6  # rows 1-4 title and period, 5 blank
 SHEET_TITLE = "Báo cáo"
+CHART_SHEET = "Biểu đồ"
 
 _thin = Side(style="thin", color="808080")
 _BOX = Border(left=_thin, right=_thin, top=_thin, bottom=_thin)
@@ -77,7 +77,7 @@ def to_xlsx(report: Report, settings: Settings) -> bytes:
         row_no += 1
         _data_row(ws, row_no, line.number, line.name, line.counts, line.rate, line.group)
         ws.cell(row_no, 2).alignment = Alignment(
-            vertical="center", wrap_text=True, indent=2 * max(0, line.level - 1) + (line.level > 0)
+            horizontal="left", vertical="center", wrap_text=True, indent=2 * line.level
         )
     last_data = row_no
     row_no += 1
@@ -92,8 +92,7 @@ def to_xlsx(report: Report, settings: Settings) -> bytes:
 
     ws.freeze_panes = ws.cell(HEADER_ROW + 1, 1)
     if last_data > HEADER_ROW:
-        _chart(ws, report, HEADER_ROW, last_data, row_no + 2)
-        ws.row_breaks.append(Break(id=row_no + 1))  # printed: the chart on a page of its own
+        _chart(wb.create_sheet(CHART_SHEET), ws, report, HEADER_ROW, last_data, (period, as_of))
 
     ws.print_title_rows = f"1:{HEADER_ROW}"
     ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
@@ -158,9 +157,17 @@ def _data_row(
             cell.fill = _GROUP_FILL
 
 
-def _chart(ws: Worksheet, report: Report, header: int, last: int, anchor_row: int) -> None:
-    """Horizontal bars of the rate column, one per row of the table (the total excluded),
-    top to bottom in table order, 0-100 %."""
+def _chart(
+    sheet: Worksheet,
+    ws: Worksheet,
+    report: Report,
+    header: int,
+    last: int,
+    titles: tuple[str, str],
+) -> None:
+    """Horizontal bars of the rate column of `ws`, one per row of the table (the total
+    excluded), top to bottom in table order, 0-100 %; on the sheet `sheet` of its own, which
+    prints on one A4 landscape page (no table header repeated above it)."""
     chart = BarChart()
     chart.type = "bar"
     chart.style = 10
@@ -191,6 +198,16 @@ def _chart(ws: Worksheet, report: Report, header: int, last: int, anchor_row: in
     for attr in ("showSerName", "showCatName", "showLegendKey", "showPercent"):
         setattr(series.dLbls, attr, False)
     bars = last - header
-    chart.width = 30  # cm: about the table's width
-    chart.height = max(6.0, 2.5 + 0.7 * bars)
-    ws.add_chart(chart, f"A{anchor_row}")
+    chart.width = 25.0  # cm
+    chart.height = max(8.0, 3.0 + 0.7 * bars)
+    period, as_of = titles
+    sheet.cell(1, 1, f"{REPORT_TITLE} – {period.lower()}").font = Font(
+        name=FONT, size=12, bold=True
+    )
+    sheet.cell(2, 1, as_of).font = Font(name=FONT, size=10, italic=True)
+    sheet.add_chart(chart, "A4")
+    sheet.page_setup.orientation = sheet.ORIENTATION_LANDSCAPE
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 1
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
