@@ -43,6 +43,7 @@ BOT_USER = {
     "supports_inline_queries": False,
 }
 SEND_METHODS = frozenset({"sendMessage", "sendDocument"})
+DOCUMENT_LIMIT = 50 * 1024 * 1024  # bytes a bot may upload as a document
 _HTML_TAGS = frozenset(
     {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a"}
     | {"tg-emoji", "code", "pre", "blockquote"}
@@ -363,6 +364,14 @@ class FakeTelegram:
                 and (chat_id is None or call.chat_id == str(chat_id))
             ]
 
+    def documents(self, chat_id: object | None = None) -> list[tuple[str, bytes, str | None]]:
+        """(file name, bytes, caption) of every accepted upload by sendDocument, in order."""
+        return [
+            (*call.files["document"], call.params.get("caption"))
+            for call in self.sent(chat_id)
+            if call.method == "sendDocument" and "document" in call.files
+        ]
+
     async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
         """Wait (without blocking the loop) until `count` calls of `method` got answered 200."""
         deadline = time.monotonic() + timeout
@@ -420,6 +429,9 @@ class FakeTelegram:
                     f"Too Many Requests: retry after {retry_after}",
                     {"retry_after": retry_after},
                 )
+            upload = files.get("document")
+            if method == "sendDocument" and upload and len(upload[1]) > DOCUMENT_LIMIT:
+                return _error(413, "Request Entity Too Large")
             problem = _check_send(method, params, files)
             if problem:
                 return _error(400, f"Bad Request: {problem}")
@@ -463,7 +475,7 @@ class FakeTelegram:
         if method == "sendMessage":
             message["text"] = params.get("text", "")
         else:
-            filename, content = files.get("document", ("document", b""))
+            filename, content = files.get("document", (str(params.get("document")), b""))
             message["document"] = {
                 "file_id": f"doc-{message['message_id']}",
                 "file_unique_id": f"u-{message['message_id']}",

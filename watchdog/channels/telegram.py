@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 MESSAGE_LIMIT = 4096  # characters of a text message (we count UTF-16 units of the raw HTML)
 CAPTION_LIMIT = 1024
+DOCUMENT_LIMIT = 50 * 1024 * 1024  # bytes a bot may upload (sendDocument)
 CALLBACK_DATA_LIMIT = 64  # bytes
 ACK_LABEL = "Đã nhận"
 _MAX_ERROR = 300
@@ -380,6 +381,9 @@ class TelegramChannel:
         ack = message.ack_data
         if ack is not None and not 1 <= len(ack.encode()) <= CALLBACK_DATA_LIMIT:
             return Permanent(f"ack data must be 1 to {CALLBACK_DATA_LIMIT} bytes: {ack!r}")
+        too_big = [a.filename for a in message.attachments if len(a.data) > DOCUMENT_LIMIT]
+        if too_big:  # refused before the text goes, or every retry would send the text again
+            return Permanent(_short(f"documents over 50 MB, which Telegram refuses: {too_big}"))
         try:
             texts = split_html(message.text)
         except ValueError as err:
@@ -481,6 +485,8 @@ class TelegramChannel:
                     f"timed out waiting for Telegram; the message may have been delivered{partial}"
                 )
             )
+        if "request entity too large" in text.lower():  # 413: never smaller on a retry
+            return Permanent(_short(f"413 {text}{partial}"))
         if isinstance(err, NetworkError):  # 5xx and connection failures
             return Transient(_short(f"network: {text}{partial}"))
         return Transient(_short(f"Telegram: {text}{partial}"))

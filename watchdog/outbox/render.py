@@ -20,7 +20,7 @@ import traceback
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,13 @@ from watchdog.outbox.views import (
     DigestSection,
     DigestView,
     MessageView,
+    ReportView,
     UnitRate,
 )
 from watchdog.timefmt import show
 
 CHANNELS = ("email", "telegram", "webhook", "file")
-KINDS = ("alert", "digest", "test", "notice")
+KINDS = ("alert", "digest", "test", "notice", "report")
 TELEGRAM_TAGS = frozenset(
     {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a"}
     | {"code", "pre", "blockquote", "tg-emoji"}
@@ -237,9 +238,16 @@ class Renderer:
                 ctx["blocks"] = [Markup(h) for _t, _x, h in parts]
                 html = self._get(view.channel, "_message.html").render(ctx)
         else:
-            name = {"digest": "_digest", "test": "_test", "notice": "_notice"}[view.kind]
+            name = {
+                "digest": "_digest",
+                "test": "_test",
+                "notice": "_notice",
+                "report": "_report",
+            }[view.kind]
             if view.kind == "digest" and view.digest is None:
                 raise RenderError("a digest message needs its DigestView")
+            if view.kind == "report" and view.report is None:
+                raise RenderError("a report message needs its ReportView")
             subject = self._subject(view.channel, ctx)
             ctx["subject"] = subject
             text = self._get(view.channel, f"{name}.txt").render(ctx)
@@ -324,6 +332,7 @@ class Renderer:
             "cases": list(view.cases),
             "count": len(view.cases),
             "d": digest,
+            "r": view.report,
             "sections": sections,
             "notice": view.notice or "",
             "ack_url": view.ack_url or "",
@@ -498,6 +507,16 @@ def sample_view(
         return replace(view, cases=cases)
     if kind == "test":
         return view
+    if kind == "report":
+        report = ReportView(
+            name="bao_cao_thang" + mark,
+            every="month",
+            start=date(2026, 11, 1),
+            end=date(2026, 11, 30),
+            by="unit",
+            metric="portal",
+        )
+        return replace(view, report=report, recipient=replace(recipient, id="thanhtra@example.vn"))
     if kind == "notice":
         text = (
             "2 tin không gửi được sau 8 lần thử và đã chuyển sang trạng thái dead:\n"
@@ -552,9 +571,9 @@ def sample_view(
 
 
 def check_templates(renderer: Renderer, templates: Iterable[str]) -> list[str]:
-    """Render every channel's templates for these stage template names, and the digest, test
-    and notice ones, with sample views full of markup; one error line per failure, each naming
-    file:line where a template is at fault. Empty when all is well."""
+    """Render every channel's templates for these stage template names, and the digest, test,
+    notice and report ones, with sample views full of markup; one error line per failure, each
+    naming file:line where a template is at fault. Empty when all is well."""
     names = list(dict.fromkeys(t for t in templates if t))
     errors: list[str] = []
 
@@ -577,6 +596,7 @@ def check_templates(renderer: Renderer, templates: Iterable[str]) -> list[str]:
                 sample_view(channel, "digest", tricky=True, supervisors=sup),
             )
         attempt(f"{channel} test", sample_view(channel, "test", tricky=True))
+        attempt(f"{channel} report", sample_view(channel, "report", tricky=True))
         attempt(f"{channel} notice", sample_view(channel, "notice", tricky=True))
     return list(dict.fromkeys(errors))
 

@@ -21,13 +21,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from watchdog.channels import Channel, Outgoing, Permanent, Result, Sent, Transient
+from watchdog.channels import Attachment, Channel, Outgoing, Permanent, Result, Sent, Transient
 from watchdog.config import Settings
+from watchdog.outbox.attachments import alert_specs, build_attachments, report_specs
 from watchdog.outbox.compose import alert_cases, recipient_of, webhook_cases
 from watchdog.outbox.render import Renderer, RenderError, mask_name
-from watchdog.outbox.views import MessageView
+from watchdog.outbox.views import MessageView, ReportView
 from watchdog.store import Store
 from watchdog.store.links import block_chats, move_chat, shared_secret, unlink_chat
 from watchdog.store.outbox import (
@@ -81,6 +83,7 @@ class _Batch:
     rendered: dict[int, Rendering]
     dead: list[Completion]
     claimed_at: float  # time.monotonic() of the claim: the lease runs from here
+    attachments: dict[int, tuple[Attachment, ...]] = field(default_factory=dict)
 
 
 def backoff(
@@ -210,11 +213,38 @@ class Sender:
                 ready.append(c)
         rendered, broken = self._render(ready, now)
         save_rendered(self.store, self.owner, rendered)
+        by_id = {r.id: r for r in rendered}
+        files = self._attachments([c for c in ready if c.id not in broken], by_id, broken)
         for c in ready:
             if c.id in broken:  # a template the admin broke: the admin hears of it below
                 dead.append(Completion(c.id, DEAD, "permanent", broken[c.id]))
         ready = [c for c in ready if c.id not in broken]
-        return _Batch(claimed, ready, {r.id: r for r in rendered}, dead, started)
+        return _Batch(claimed, ready, by_id, dead, started, files)
+
+    def _attachments(
+        self, ready: list[Claimed], rendered: dict[int, Rendering], broken: dict[int, str]
+    ) -> dict[int, tuple[Attachment, ...]]:
+        """The files each message carries, made again on every attempt from the specs its
+        content keeps (watchdog.outbox.attachments); a report whose file cannot be made is
+        `broken` (dead, the admin told), a letter that cannot be made is left out."""
+        out: dict[int, tuple[Attachment, ...]] = {}
+        for c in ready:
+            r = rendered.get(c.id)
+            if r is None or not (r.content or {}).get("attach"):
+                continue
+            known = {i.record.case_code: (i.record, i.events) for i in c.items}
+            built = build_attachments(
+                r.content,
+                self.settings,
+                self.store,
+                masked=c.channel in self.renderer.mask_on,
+                known=known,
+            )
+            if built.fatal is not None:
+                broken[c.id] = built.fatal
+            elif built.attachments:
+                out[c.id] = built.attachments
+        return out
 
     async def _deliver(
         self, batch: _Batch, under_way: Callable[[], None] | None = None
@@ -272,7 +302,9 @@ class Sender:
                     report.claimed -= len(rest)
                 while queue and not errors and unrecorded < self.concurrency:
                     c = queue.popleft()
-                    task = asyncio.create_task(self._send(c, batch.rendered.get(c.id)))
+                    task = asyncio.create_task(
+                        self._send(c, batch.rendered.get(c.id), batch.attachments.get(c.id, ()))
+                    )
                     task.add_done_callback(functools.partial(sent, c=c))
                     sending.add(task)
                     unrecorded += 1
@@ -375,7 +407,9 @@ class Sender:
             raise
         log.info("recorded %d send(s) made while the database was away", len(done))
 
-    async def _send(self, c: Claimed, rendering: Rendering | None) -> Result:
+    async def _send(
+        self, c: Claimed, rendering: Rendering | None, attachments: tuple[Attachment, ...] = ()
+    ) -> Result:
         channel = self.channels.get(c.channel)
         if channel is None:
             return Permanent(f"channel {c.channel} is not configured")
@@ -393,6 +427,7 @@ class Sender:
             created_at=c.created_at,
             message_id=rendering.message_id,
             cases=tuple((rendering.content or {}).get("cases", ())),
+            attachments=attachments,
             ack_data=self.ack_data(c.id) if c.kind == "alert" else None,
             attempt=c.attempts,
         )
@@ -432,6 +467,13 @@ class Sender:
                     Rendering(c.id, c.subject or "", c.text or "", c.html, c.content, message_id)
                 )
                 continue
+            if c.kind == "report":
+                try:
+                    out.append(self._render_report(c, now, message_id))
+                except (RenderError, ValueError, KeyError, TypeError) as e:
+                    log.error("report message %d cannot be rendered: %s", c.id, e)
+                    broken[c.id] = f"template error: {e}"
+                continue
             if not c.items:
                 continue
             cases = alert_cases(self.settings, c, now)
@@ -450,9 +492,36 @@ class Sender:
                 log.error("message %d cannot be rendered: %s", c.id, e)
                 broken[c.id] = f"template error: {e}"
                 continue
-            content = {"cases": webhook_cases(cases, tz, mask_name)}
+            content: dict[str, Any] = {"cases": webhook_cases(cases, tz, mask_name)}
+            specs = alert_specs(c.items, now)
+            if specs:
+                content["attach"] = specs
             out.append(Rendering(c.id, r.subject, r.text, r.html, content, message_id))
         return out, broken
+
+    def _render_report(self, c: Claimed, now: datetime, message_id: str) -> Rendering:
+        """A scheduled report (watchdog.reports.schedule enqueues it with its parameters in
+        `content`): subject and text from the `_report` templates, the XLSX attached."""
+        spec = dict(c.content or {})
+        report = ReportView(
+            name=str(spec["name"]),
+            every=str(spec["every"]),
+            start=_day(spec["start"]),
+            end=_day(spec["end"]),
+            by=str(spec.get("by") or "unit"),
+            metric=str(spec.get("metric") or "portal"),
+        )
+        view = MessageView(
+            kind="report",
+            channel=c.channel,
+            recipient=recipient_of(self.settings, c.recipient),
+            now=now,
+            tz=self.settings.default_calendar.tz,
+            report=report,
+        )
+        r = self.renderer.render(view)
+        spec["attach"] = report_specs(now)
+        return Rendering(c.id, r.subject, r.text, r.html, spec, message_id)
 
     def message_id(self, message_id: int) -> str:
         email = self.settings.channels.email
@@ -566,3 +635,13 @@ class Sender:
                 now,
                 now,
             )
+
+
+def _day(value: Any) -> date:
+    """A date written into a message's content (ISO date or instant; a date as it is)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value)
+    return datetime.fromisoformat(text).date() if "T" in text else date.fromisoformat(text)

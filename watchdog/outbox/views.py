@@ -8,7 +8,7 @@ shows them as dd/mm/yyyy HH:MM in the calendar's zone (`tz`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 
 from watchdog.channels import Recipient
 
@@ -71,10 +71,35 @@ class DigestView:
 
 
 @dataclass(frozen=True, slots=True)
-class MessageView:
-    """One message to render: an alert listing cases most urgent first, a digest, or a test."""
+class ReportView:
+    """A scheduled on-time report (`reports.scheduled`), whose XLSX the message carries."""
 
-    kind: str  # "alert" | "digest" | "test" | "notice"
+    name: str  # the report's name in the configuration
+    every: str  # month | quarter
+    start: date  # first day of the period
+    end: date  # last day of the period
+    by: str  # unit | procedure | official
+    metric: str  # portal | 766
+
+    @property
+    def month(self) -> int:
+        return self.start.month
+
+    @property
+    def quarter(self) -> int:
+        return (self.start.month - 1) // 3 + 1
+
+    @property
+    def year(self) -> int:
+        return self.start.year
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """One message to render: an alert listing cases most urgent first, a digest, a test, a
+    notice to the admin, or a scheduled report."""
+
+    kind: str  # "alert" | "digest" | "test" | "notice" | "report"
     channel: str
     recipient: Recipient
     now: datetime  # when it is rendered (for "còn ..." wording)
@@ -83,3 +108,4 @@ class MessageView:
     digest: DigestView | None = None
     notice: str | None = None  # "notice": plain text for the admin (dead letters)
     ack_url: str | None = None  # e-mail: the signed "Đã nhận" link (needs http.public_url)
+    report: ReportView | None = None  # "report"
