@@ -291,27 +291,38 @@ def _open_cases(n: int) -> str:
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
-    from watchdog.reports.board import as_json, board, render
+    from watchdog.reports.board import as_json, board, iter_board, render
 
     settings = _settings(args)
     _known_unit(settings, args.unit)
-    lines = board(
-        _store(settings),
-        settings,
-        _clock(args, settings).now(),
-        unit=args.unit,
-        official=args.official,
-        state=args.state,
-    )
-    for note in lines.notes:
-        _err(note)
-    if args.format == "jsonl":
+    store, now = _store(settings), _clock(args, settings).now()
+    scope = {"unit": args.unit, "official": args.official, "state": args.state}
+    if args.format == "jsonl":  # every line, streamed: a million cases never sit in memory
+        lines, skipped = iter_board(store, settings, now, **scope)
+        for note in (s.note for s in skipped):
+            _err(note)
         for line in lines:
             print(_json(as_json(line, settings)))
+        return EXIT_OK
+    limit = args.limit
+    if limit is None:
+        limit = BOARD_PAGE if sys.stdout.isatty() else 0
+    page = board(store, settings, now, limit=limit or None, **scope)
+    for note in page.notes:
+        _err(note)
+    sys.stdout.write(render(page, settings))
+    if len(page) < page.total:
+        _err(
+            _("{shown} of {total} open cases shown, most urgent first (--limit 0: all)").format(
+                shown=len(page), total=page.total
+            )
+        )
     else:
-        sys.stdout.write(render(lines, settings))
-        _err(_open_cases(len(lines)))
+        _err(_open_cases(page.total))
     return EXIT_OK
+
+
+BOARD_PAGE = 50  # lines of `watchdog cases` on a terminal, unless --limit says otherwise
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -356,9 +367,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if progress is not None and progress.shown:  # the line took long enough to be shown
         progress.update(planned.evaluated, final=True)
     if planned.batches:
-        _err(
-            _("rules {hash}: {n} open case(s) planned").format(hash=rules.hash, n=planned.evaluated)
-        )
+        _err(_("rules {hash}: {n} case(s) planned").format(hash=rules.hash, n=planned.evaluated))
     report = engine.tick(now, on_firings=hook)
     _err(
         _(
@@ -787,6 +796,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["table", "jsonl"],
         default="table",
         help=_("table for people (default) or jsonl for programs"),
+    )
+    sp.add_argument(
+        "--limit",
+        type=_non_negative_int,
+        metavar="N",
+        help=_(
+            "show the N most urgent cases (default: 50 on a terminal, all in a pipe; 0: all); "
+            "jsonl always gives all"
+        ),
     )
     sp.add_argument("--now", metavar="T", help=_("evaluate as if the time were this instant"))
 

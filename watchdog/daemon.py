@@ -394,7 +394,7 @@ class Daemon:
         hook = alerts_hook(self.store, self.settings, now)
         planned = self.engine.ensure_planned(now, on_firings=hook)
         if planned.batches:
-            log.info("rules %s: %d open case(s) planned", self.loaded.rules.hash, planned.evaluated)
+            log.info("rules %s: %d case(s) planned", self.loaded.rules.hash, planned.evaluated)
         report = self.engine.tick(now, on_firings=hook)
         return len(planned.fired) + len(report.fired), planned.evaluated + report.evaluated
 

@@ -233,3 +233,14 @@ class CaseEvent:
     kind: str
     at: datetime
     data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Rank(IntEnum):
+    """Where a case stands for the reads, stored with its plan (`cases.plan_rank`): the order
+    of the board's groups, and what the stored due means."""
+
+    RUNNING = 0  # open, the clock runs: on track, due soon or overdue by the due
+    WAITING = 1  # open, waiting for the applicant: the clock stands
+    NO_DUE = 2  # open, nothing to judge it by (unknown procedure, no appointment)
+    CLOSED = 3  # finished, returned, withdrawn, stopped or not accepted
+    ERROR = 4  # its deadline cannot be computed (an evaluation_error finding says why)

@@ -16,7 +16,14 @@ from typing import Any
 
 from watchdog.calendar import WorkingCalendar
 from watchdog.config.models import ProcedureConfig
-from watchdog.domain import CLOSED_WITHOUT_RESULT, CaseEvent, CaseRecord, EventKind, Status
+from watchdog.domain import (
+    CLOSED_WITHOUT_RESULT,
+    CaseEvent,
+    CaseRecord,
+    EventKind,
+    Rank,
+    Status,
+)
 from watchdog.durations import Duration, Unit, compute_due
 
 DEFAULT_EXTENSION_NOTICE = Duration(1, Unit.WORKING_DAYS)  # for cases of unknown procedures
@@ -278,3 +285,46 @@ def is_open_at(case: CaseRecord, at: datetime) -> bool:
     if case.status in CLOSED_WITHOUT_RESULT or case.status is Status.NOT_ACCEPTED:
         return False
     return case.finished_at is None or case.finished_at > at
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What the reads need of a case, computed when it is planned; the state at any instant
+    follows from it without the case's events (`state_at`)."""
+
+    rank: Rank
+    due: datetime | None
+    due_soon_at: datetime | None  # from here on, at most DUE_SOON_DAYS working days remain
+    waiting_since: datetime | None
+    supplements: int
+
+    def state_at(self, now: datetime) -> State | None:
+        """The board's state at `now` (None for a closed case or one that cannot be computed);
+        the same as `open_state` of the timeline it was computed from."""
+        if self.rank is Rank.WAITING:
+            return State.WAITING
+        if self.rank is Rank.NO_DUE:
+            return State.NO_DUE
+        if self.rank is not Rank.RUNNING or self.due is None:
+            return None
+        if now > self.due:
+            return State.OVERDUE
+        if self.due_soon_at is not None and now >= self.due_soon_at:
+            return State.DUE_SOON
+        return State.ON_TRACK
+
+
+def standing(case: CaseRecord, tl: Timeline, calendar: WorkingCalendar) -> Standing:
+    if not case.is_open:
+        rank = Rank.CLOSED
+    elif tl.due is None:
+        rank = Rank.NO_DUE
+    elif tl.waiting_since is not None:
+        rank = Rank.WAITING
+    else:
+        rank = Rank.RUNNING
+    soon = None
+    if tl.due is not None and rank is not Rank.CLOSED:
+        # the earliest instant with at most a working day left (`add_working` going back)
+        soon = calendar.add_working(tl.due, -DUE_SOON_DAYS * calendar.day_seconds)
+    return Standing(rank, tl.due, soon, tl.waiting_since, tl.supplements)

@@ -112,7 +112,11 @@ class Engine:
             on_firings=on_firings,
         )
         set_state(self.store, RULES_HASH_KEY, self.rules.hash, now)
-        log.info("rules %s: %d open cases re-planned", self.rules.hash, report.evaluated)
+        log.info(
+            "rules %s: %d cases re-planned (open ones, closed ones not planned yet)",
+            self.rules.hash,
+            report.evaluated,
+        )
         return report
 
     def ensure_planned(

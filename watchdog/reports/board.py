@@ -7,19 +7,30 @@ engine does, and listed in `Board.skipped` for the caller to mention.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from watchdog.config import Settings
-from watchdog.engine.deadline import CaseRecord, CaseState, State, open_state, timeline
+from watchdog.engine.deadline import (
+    CaseRecord,
+    CaseState,
+    Rank,
+    Standing,
+    State,
+    open_state,
+    standing,
+    timeline,
+)
 from watchdog.i18n import N_, STATES, _, finding_label, remaining, state_label
 from watchdog.reports.table import render_table
 from watchdog.store import Store
-from watchdog.store.cases import open_cases
 from watchdog.store.findings import NewFinding, record_findings
+from watchdog.store.reads import board_counts, board_lines, failed_open, unplanned_open
 from watchdog.timefmt import iso, show
 
 log = logging.getLogger(__name__)
@@ -31,13 +42,13 @@ EVALUATION_ERROR = "evaluation_error"  # the finding kind the engine's runner re
 class BoardLine:
     case: CaseRecord
     status: CaseState
+    rank: Rank = Rank.RUNNING
 
-    def urgency(self) -> tuple[int, float]:
-        """Sort key: running cases by remaining time, then waiting ones, then those with no due."""
-        s = self.status
-        if s.state is State.NO_DUE:
-            return (2, 0)
-        return (1 if s.state is State.WAITING else 0, s.remaining or 0)
+    def urgency(self) -> tuple[int, float, int]:
+        """Board order: running cases by due (the most overdue first), then those waiting for
+        the applicant, then those with no due; the same order the store reads them in."""
+        due = self.status.due
+        return (int(self.rank), due.timestamp() if due is not None else 0.0, self.case.id)
 
 
 @dataclass(frozen=True)
@@ -85,15 +96,99 @@ def record_skipped(store: Store, skipped: Sequence[SkippedCase], now: datetime) 
 
 
 class Board(list[BoardLine]):
-    """The board's lines, most urgent first, plus the cases it had to skip (`skipped`)."""
+    """One page of the board's lines, most urgent first; `total` lines in all and `by_state`
+    their counts; `skipped` the cases it had to leave out."""
 
-    def __init__(self, lines: Iterable[BoardLine] = (), skipped: Iterable[SkippedCase] = ()):
+    def __init__(
+        self,
+        lines: Iterable[BoardLine] = (),
+        skipped: Iterable[SkippedCase] = (),
+        by_state: dict[str, int] | None = None,
+    ):
         super().__init__(lines)
         self.skipped: list[SkippedCase] = list(skipped)
+        self.by_state: dict[str, int] = by_state if by_state is not None else _count(self)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state.values())
 
     @property
     def notes(self) -> list[str]:
         return [s.note for s in self.skipped]
+
+
+def _count(lines: Iterable[BoardLine]) -> dict[str, int]:
+    found = dict.fromkeys(STATES, 0)
+    for line in lines:
+        found[line.status.state.value] += 1
+    return found
+
+
+def _line(record: CaseRecord, st: Standing, settings: Settings, now: datetime) -> BoardLine:
+    """A board line from a stored standing: its state at `now` and the working time left
+    (frozen while waiting), without the case's events."""
+    state = st.state_at(now) or State.NO_DUE
+    remaining = None
+    if st.due is not None:
+        calendar = settings.calendar_for(record.unit_code)
+        at = min(now, st.waiting_since) if st.waiting_since is not None else now
+        remaining = calendar.working_seconds_between(at, st.due)
+    return BoardLine(record, CaseState(state, st.due, remaining), st.rank)
+
+
+class _Scope:
+    """The filters of one board read, and the cases it computes itself (changed since their
+    plan): those are few while the daemon runs, all of them before the first plan."""
+
+    def __init__(self, store, settings, now, unit, official, state):
+        self.args = (store, settings, now)
+        self.units = settings.subtree(unit) if unit else None
+        self.official, self.state = official, state
+        self.computed: list[BoardLine] = []
+        self.skipped: list[SkippedCase] = []
+        for case, events in unplanned_open(store, units=self.units, official=official):
+            try:
+                calendar = settings.calendar_for(case.unit_code)
+                procedure = settings.procedures.get(case.procedure_code)
+                tl = timeline(case, events, procedure, calendar)
+                status = open_state(tl, calendar, now)
+                rank = standing(case, tl, calendar).rank
+            except Exception as e:  # one case that cannot be computed never stops the board
+                self.skipped.append(skipped_case(case, e))
+                continue
+            if state is None or status.state == state:
+                self.computed.append(BoardLine(case, status, rank))
+        self.computed.sort(key=BoardLine.urgency)
+        if self.skipped:
+            record_skipped(store, self.skipped, now)
+        for record, error in failed_open(store, units=self.units, official=official):
+            self.skipped.append(SkippedCase(record, error))
+
+    def lines(self, limit: int | None) -> Iterator[BoardLine]:
+        store, settings, now = self.args
+        planned = (
+            _line(record, Standing(*st), settings, now)
+            for record, st in board_lines(
+                store,
+                now,
+                units=self.units,
+                official=self.official,
+                state=self.state,
+                limit=limit,
+            )
+        )
+        return heapq.merge(planned, self.computed, key=BoardLine.urgency)
+
+    def by_state(self) -> dict[str, int]:
+        store, _settings, now = self.args
+        found = board_counts(store, now, units=self.units, official=self.official)
+        found = {s: found.get(s, 0) for s in STATES}
+        for line in self.computed:
+            found[line.status.state.value] += 1
+        if self.state is not None:
+            found = {s: (n if s == self.state else 0) for s, n in found.items()}
+        return found
 
 
 def board(
@@ -104,26 +199,32 @@ def board(
     unit: str | None = None,
     official: str | None = None,
     state: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> Board:
-    """Open cases with their state at `now`. A case that cannot be computed is skipped and
-    recorded as a finding; `Board.skipped` lists those (all of them, whatever `state`)."""
-    units = settings.subtree(unit) if unit else None
-    lines: list[BoardLine] = []
-    skipped: list[SkippedCase] = []
-    for case, events in open_cases(store, units=units, official=official):
-        try:
-            calendar = settings.calendar_for(case.unit_code)
-            tl = timeline(case, events, settings.procedures.get(case.procedure_code), calendar)
-            status = open_state(tl, calendar, now)
-        except Exception as e:  # one case that cannot be computed never stops the board
-            skipped.append(skipped_case(case, e))
-            continue
-        if state is None or status.state == state:
-            lines.append(BoardLine(case, status))
-    lines.sort(key=BoardLine.urgency)
-    if skipped:
-        record_skipped(store, skipped, now)
-    return Board(lines, skipped)
+    """Open cases with their state at `now`, most urgent first: the `limit` lines after
+    `offset` (all of them without `limit`), with the counts of all. A case that cannot be
+    computed is skipped (recorded as a finding) and listed in `Board.skipped`, whatever
+    `state`. Filtered, ordered and counted by the database (`store.reads`)."""
+    scope = _Scope(store, settings, now, unit, official, state)
+    end = None if limit is None else offset + limit
+    page = islice(scope.lines(end), offset, end)
+    return Board(page, scope.skipped, scope.by_state())
+
+
+def iter_board(
+    store: Store,
+    settings: Settings,
+    now: datetime,
+    *,
+    unit: str | None = None,
+    official: str | None = None,
+    state: str | None = None,
+) -> tuple[Iterator[BoardLine], list[SkippedCase]]:
+    """Every line of the board, read from the database a page at a time (`cases --format
+    jsonl` of a million cases holds one page in memory), and the skipped cases."""
+    scope = _Scope(store, settings, now, unit, official, state)
+    return scope.lines(None), scope.skipped
 
 
 COLUMNS = ("case_code", "unit", "procedure", "assignee", "received", "due", "remaining", "state")
@@ -144,20 +245,17 @@ def headers() -> dict[str, str]:
     return {key: _(title) for key, title in HEADERS.items()}
 
 
-def counts(lines: Iterable[BoardLine]) -> str:
+def counts(by_state: dict[str, int]) -> str:
     """One line of counts per state, most urgent first: "Quá hạn: 3 · Sắp đến hạn: 5 · ...".
     A state without a due is named only when some case has none."""
-    found = {state: 0 for state in STATES}
-    for line in lines:
-        found[line.status.state.value] += 1
-    shown = [s for s in STATES if s != State.NO_DUE or found[s]]
-    return " · ".join(f"{state_label(s)}: {found[s]}" for s in shown)
+    shown = [s for s in STATES if s != State.NO_DUE or by_state.get(s)]
+    return " · ".join(f"{state_label(s)}: {by_state.get(s, 0)}" for s in shown)
 
 
-def render(lines: Sequence[BoardLine], settings: Settings) -> str:
+def render(lines: Board, settings: Settings) -> str:
     """The board for people: the line of counts, a blank line, then the table."""
     table = render_table(COLUMNS, as_rows(lines, settings), headers())
-    return f"{counts(lines)}\n\n{table}"
+    return f"{counts(lines.by_state)}\n\n{table}"
 
 
 NAME_WIDTH = 32  # a longer unit or official name is cut with "…" to keep the board readable

@@ -17,7 +17,9 @@ processing: the claim hands over the case rows as the driver returns them (the f
 whether they are text, as on SQLite, or naive UTC datetimes), and the commit takes each
 batch's writes as two JSON arrays, written by one statement each:
 
-- plans: `[[case id, version read, next check or null], ...]`
+- plans: `[[case id, version read, next check or null, due, due soon at, waiting since, rank,
+  supplements], ...]`: what the reads need (`engine.deadline.Standing`) after the next check;
+  a plan of three leaves them empty (`plan_version` null: computed on the fly by the reads)
 - firings: `[[case id, stage, step, version, repeat number, fire_at, recipients, urgent,
   template, attach, due_at or null], ...]`, recipients as `[[recipient, channel, address]]`
 
@@ -32,7 +34,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, literal_column, select, tuple_
+from sqlalchemy import Connection, bindparam, literal_column, or_, select, tuple_
 
 from watchdog.domain import OPEN_STATUSES, RECORD_FIELDS, CaseEvent, Fired
 from watchdog.store import Store, schema
@@ -150,9 +152,12 @@ def claim_due(
 
 
 def claim_open(store: Store, after: int | None, limit: int) -> Claim | None:
-    """Every open case, by id, after `after`."""
+    """Every open case, and every closed one whose standing is not stored for its version
+    (the reads need it: after migration 0006, or a case closed without a plan), by id, after
+    `after`."""
+    unplanned = or_(_c.plan_version.is_(None), _c.plan_version != _c.version)
     stmt = select(*RAW_RECORD_COLUMNS).select_from(schema.cases)
-    stmt = stmt.where(_c.status.in_(_OPEN), _c.id > (after or 0))
+    stmt = stmt.where(or_(_c.status.in_(_OPEN), unplanned), _c.id > (after or 0))
     return _claim(store, stmt.order_by(_c.id).limit(limit), lambda row: row[_ID_AT])
 
 
@@ -194,7 +199,13 @@ def set_next_checks_json(conn: Connection, plans: str) -> set[int]:
     and returns the ids it wrote. The engine's hottest write."""
     if conn.dialect.name == "postgresql":
         rows = conn.exec_driver_sql(
-            "UPDATE cases SET next_check_at = (p.value ->> 2)::timestamp"
+            "UPDATE cases SET next_check_at = (p.value ->> 2)::timestamp,"
+            " plan_due_at = (p.value ->> 3)::timestamp,"
+            " plan_due_soon_at = (p.value ->> 4)::timestamp,"
+            " plan_waiting_since = (p.value ->> 5)::timestamp,"
+            " plan_rank = (p.value ->> 6)::smallint,"
+            " plan_supplements = (p.value ->> 7)::smallint,"
+            " plan_version = CASE WHEN p.value ->> 6 IS NULL THEN NULL ELSE cases.version END"
             " FROM json_array_elements(%s::json) AS p(value)"
             " WHERE cases.id = (p.value ->> 0)::bigint"
             " AND cases.version = (p.value ->> 1)::integer RETURNING cases.id",
@@ -202,7 +213,11 @@ def set_next_checks_json(conn: Connection, plans: str) -> set[int]:
         )
     else:  # SQLite >= 3.38 (->>, and RETURNING since 3.35)
         rows = conn.exec_driver_sql(
-            "UPDATE cases SET next_check_at = p.value ->> 2"
+            "UPDATE cases SET next_check_at = p.value ->> 2,"
+            " plan_due_at = p.value ->> 3, plan_due_soon_at = p.value ->> 4,"
+            " plan_waiting_since = p.value ->> 5, plan_rank = p.value ->> 6,"
+            " plan_supplements = p.value ->> 7,"
+            " plan_version = CASE WHEN p.value ->> 6 IS NULL THEN NULL ELSE cases.version END"
             " FROM json_each(?) AS p"
             " WHERE cases.id = p.value ->> 0 AND cases.version = p.value ->> 1"
             " RETURNING cases.id",

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -131,7 +132,29 @@ cases = Table(
     Column("next_check_at", UTCDateTime),
     # +1 on every change by any source: the engine writes only what it read at this version.
     Column("version", Integer, nullable=False, default=1, server_default="1"),
+    # What the reads need (board, report, dashboard), written with each plan of the case: the
+    # version it was computed from (another version = changed since, not planned yet), where it
+    # stands (`plan_rank`, see watchdog/store/reads.py), the due that counts, the instant one
+    # working day before it (due soon from then), the wait for the applicant, and the number of
+    # supplement requests.
+    Column("plan_version", Integer),
+    Column("plan_rank", SmallInteger),
+    Column("plan_due_at", UTCDateTime),
+    Column("plan_due_soon_at", UTCDateTime),
+    Column("plan_waiting_since", UTCDateTime),
+    Column("plan_supplements", SmallInteger),
     Index("ix_cases_open_next_check", "next_check_at"),
+    Index("ix_cases_board", "plan_rank", "plan_due_at"),
+    Index("ix_cases_unit_board", "unit_code", "plan_rank", "plan_due_at"),
+    Index("ix_cases_assignee_board", "assignee", "plan_rank", "plan_due_at"),
+    Index("ix_cases_step_handler", "step_handler"),
+    # the few cases changed since their plan, which the reads compute on the fly
+    Index(
+        "ix_cases_unplanned",
+        "id",
+        sqlite_where=text("plan_version IS NULL OR plan_version <> version"),
+        postgresql_where=text("plan_version IS NULL OR plan_version <> version"),
+    ),
 )
 
 case_events = Table(
