@@ -190,3 +190,66 @@ def test_html_escapes_what_cases_bring(store: Store, config: Path, tmp_path: Pat
     page = _Page()
     page.feed(text)
     assert ["III", "<b>X&Y</b> (không có trong cấu hình)", "1", "0", "0", "1", "0,00"] in page.rows
+
+
+def _numbers(tmp_path: Path, units: str) -> list[tuple[str, str, bool, int]]:
+    """(STT, name, group row, level) of the provincial layout of this unit tree."""
+    from datetime import UTC, date, datetime
+
+    from watchdog.config import load_settings
+    from watchdog.reports.ontime import By, Counts, Report, ReportRow, provincial_rows
+
+    path = tmp_path / "tree.yaml"
+    path.write_text(f"units:\n{units}", encoding="utf-8")
+    settings = load_settings(path, env={})
+    rows = [ReportRow(u.code, u.name, d, Counts()) for d, u in settings.unit_tree()]
+    day = date(2026, 11, 1)
+    report = Report(By.UNIT, day, day, datetime(2026, 11, 2, tzinfo=UTC), rows, Counts())
+    return [(r.number, r.name, r.group, r.level) for r in provincial_rows(report, settings)]
+
+
+DEEP = """\
+  - {code: A, name: A}
+  - {code: A1, name: A1, parent: A}
+  - {code: A11, name: A11, parent: A1}
+  - {code: A111, name: A111, parent: A11}
+  - {code: A12, name: A12, parent: A1}
+  - {code: A2, name: A2, parent: A}
+  - {code: B, name: B}
+  - {code: B1, name: B1, parent: B}
+"""
+DEEP_NUMBERS = [
+    ("I", "A", True, 0),
+    ("1", "A1", False, 1),
+    ("1.1", "A11", False, 2),
+    ("1.1.1", "A111", False, 3),
+    ("1.2", "A12", False, 2),
+    ("2", "A2", False, 1),
+    ("II", "B", True, 0),
+    ("1", "B1", False, 1),
+]
+
+
+def test_numbering_of_deeper_trees(tmp_path: Path) -> None:
+    assert _numbers(tmp_path, DEEP) == DEEP_NUMBERS
+    # the same tree under one root (the province): the root is the total row
+    under_root = "  - {code: R, name: R}\n" + DEEP.replace(
+        "{code: A, name: A}", "{code: A, name: A, parent: R}"
+    ).replace("{code: B, name: B}", "{code: B, name: B, parent: R}")
+    assert _numbers(tmp_path, under_root) == DEEP_NUMBERS
+    # no unit below the top ones: a flat list, no group rows
+    flat = "  - {code: R, name: R}\n  - {code: X, name: X, parent: R}\n"
+    flat += "  - {code: Y, name: Y, parent: R}\n"
+    assert _numbers(tmp_path, flat) == [("1", "X", False, 0), ("2", "Y", False, 0)]
+
+
+def test_a_workbook_is_not_written_to_a_terminal(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdout", Terminal())
+    assert report(config, "--format", "xlsx") == cli.EXIT_USAGE
+    assert "--out" in capsys.readouterr().err
