@@ -127,6 +127,17 @@ async def test_the_cookie_is_secure_when_configured(store: Store, tmp_path: Path
     assert "secure" in cookie.lower()
 
 
+async def test_a_disabled_dashboard_serves_no_page(store: Store, tmp_path: Path) -> None:
+    config = write_province(tmp_path, "sqlite:///unused.db", "dashboard: {enabled: false}\n")
+    add_accounts(store)
+    site = Site.build(store, config)
+    async with _client(site) as c:
+        for path in ("/", "/login", "/cases/HS-HC-001", "/static/dashboard.css"):
+            assert (await c.get(path)).status_code == 404, path
+        assert (await c.post("/login", data={"login": "admin"})).status_code == 404
+        assert (await c.get("/healthz")).status_code in (200, 503)  # the rest still serves
+
+
 async def test_a_wrong_password_or_login_is_refused_alike(client: httpx.AsyncClient) -> None:
     for login, password in (("admin", "wrong-password"), ("nobody", PASSWORD)):
         r = await sign_in(client, login, password)

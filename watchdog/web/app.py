@@ -213,7 +213,7 @@ class Dashboard:
             return self.refused(
                 "Biểu mẫu đăng nhập đã cũ hoặc trình duyệt chặn cookie. Hãy mở lại trang đăng nhập."
             )
-        login = _field(form, "login").strip()
+        login = _field(form, "login").strip()[:64]
         password = _field(form, "password")
         next_url = _safe_next(_field(form, "next")) or "/"
         now = self.ctx.clock()
