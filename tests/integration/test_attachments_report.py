@@ -103,3 +103,33 @@ def test_a_report_whose_workbook_cannot_be_made_goes_dead_and_the_admin_hears(
             assert dead.last_error.startswith("report attachment: ValueError")
 
     asyncio.run(scenario())
+
+
+def test_a_report_message_without_its_period_is_dead_not_sent(
+    store: Store, db_url: str, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with SmtpServer() as smtp:
+            settings = load_settings(province(tmp_path, db_url, smtp.port), env={})
+            now = at("01/12/2026 08:30")
+            enqueue_message(
+                store,
+                NewMessage(
+                    kind="report",
+                    recipient="thanhtra@example.vn",
+                    channel="email",
+                    address="thanhtra@example.vn",
+                    content={"name": "thang", "every": "month"},  # no start, no end
+                    stages=("report/thang",),
+                ),
+                now,
+                now,
+            )
+            channels = {"email": EmailChannel(settings.channels.email)}
+            sender = Sender(store, settings, renderer_for(settings), channels, FixedClock(now).now)
+            assert (await sender.deliver_due()).dead == 1
+            dead = next(r for r in history(store) if r.stages == ["report/thang"])
+            assert dead.last_error == "not a valid report message: KeyError: 'start'"
+            assert all("Báo cáo" not in (m.message()["Subject"] or "") for m in smtp.received)
+
+    asyncio.run(scenario())

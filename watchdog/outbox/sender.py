@@ -470,9 +470,12 @@ class Sender:
             if c.kind == "report":
                 try:
                     out.append(self._render_report(c, now, message_id))
-                except (RenderError, ValueError, KeyError, TypeError) as e:
+                except RenderError as e:
                     log.error("report message %d cannot be rendered: %s", c.id, e)
                     broken[c.id] = f"template error: {e}"
+                except (ValueError, KeyError, TypeError) as e:  # its content, not a template
+                    log.error("report message %d has no valid report in it: %r", c.id, e)
+                    broken[c.id] = f"not a valid report message: {type(e).__name__}: {e}"
                 continue
             if not c.items:
                 continue
