@@ -259,6 +259,8 @@ def main(argv: list[str]) -> int:
             ("dashboard-unit.png", f"/units/{overdue.case.unit_code}", desktop, True),
             ("dashboard-case.png", f"/cases/{overdue.case.case_code}", desktop, True),
             ("dashboard-case-phone.png", f"/cases/{overdue.case.case_code}", phone, True),
+            ("dashboard-report.png", "/report?from=01/10/2026&to=16/11/2026", desktop, False),
+            ("dashboard-report-phone.png", "/report?from=01/10/2026&to=16/11/2026", phone, False),
         ]
         with serve(site.app) as base:
             asyncio.run(_photograph(base, out, "giamsat", PASSWORD, pages))

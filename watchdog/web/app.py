@@ -487,10 +487,11 @@ def mount(app: FastAPI, ctx: AppContext) -> Dashboard:
             {"from": start.strftime("%d/%m/%Y"), "to": end.strftime("%d/%m/%Y"), "by": by.value}
         )
         table_html = None
-        make_html = views.optional("watchdog.reports.html", "to_html")
-        if built is not None and make_html is not None:
+        if built is not None:
+            from watchdog.reports.html import to_html
+
             # the report's own table and chart (autoescaped by its templates), with its styles
-            table_html = Markup(make_html(built, settings, fragment=True))
+            table_html = Markup(to_html(built, settings, fragment=True))
         response = await d.page(
             request,
             who,
@@ -501,10 +502,8 @@ def mount(app: FastAPI, ctx: AppContext) -> Dashboard:
             by=by.value,
             by_fixed=who.scope.units is not None,
             error=error,
-            rows=views.report_rows(built, settings) if built else [],
             as_of=show(built.as_of, settings.default_calendar.tz) if built else "",
             query=query,
-            xlsx=views.optional("watchdog.reports.xlsx", "to_xlsx") is not None,
             table_html=table_html,
         )
         if table_html is not None:  # its <style> and style attributes
@@ -518,16 +517,8 @@ def mount(app: FastAPI, ctx: AppContext) -> Dashboard:
             return who
         if not who.scope.unit_pages:
             return await d.not_found(request, who)
-        to_xlsx = views.optional("watchdog.reports.xlsx", "to_xlsx")
-        if to_xlsx is None:
-            return await d.page(
-                request,
-                who,
-                "error.html",
-                503,
-                title="Chưa có tệp Excel",
-                message="Bản cài đặt này chưa có chức năng xuất báo cáo Excel.",
-            )
+        from watchdog.reports.xlsx import to_xlsx
+
         start, end, _by, error, built = await report_of(request, who)
         if built is None:
             return await d.page(request, who, "error.html", 400, title="Kỳ báo cáo", message=error)

@@ -10,10 +10,7 @@ and `store.dashboard` for the one case and the findings in scope.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -21,6 +18,7 @@ from typing import Any
 from watchdog.config import Settings
 from watchdog.domain import CLOSED_WITHOUT_RESULT, STATUS_LABELS, CaseRecord
 from watchdog.engine.deadline import CaseState, State, open_state, result_of, timeline
+from watchdog.letters.control import control_sheet
 from watchdog.reports.board import BoardLine, board
 from watchdog.reports.ontime import By, Counts, Report, build_report
 from watchdog.store import Store
@@ -37,15 +35,6 @@ STATES = ("overdue", "due_soon", "on_track", "waiting", "no_due")
 class NotVisible(Exception):
     """Not there, or not for this account: both answer 404, so that a URL tells nothing about
     cases and units outside the account's scope."""
-
-
-def optional(module: str, name: str) -> Callable[..., Any] | None:
-    """A function another part of the product provides, when it is there (the XLSX report,
-    the HTML report table, the control sheet are built alongside the dashboard)."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 def official_name(settings: Settings, official_id: str | None) -> str:
@@ -123,9 +112,6 @@ def _unit_allowed(scope: Scope, code: str) -> bool:
     return scope.units is None or code in scope.units
 
 
-_PAGED = "limit" in inspect.signature(board).parameters
-
-
 def read_board(
     store: Store,
     settings: Settings,
@@ -136,20 +122,12 @@ def read_board(
     offset: int = 0,
 ) -> tuple[list[BoardLine], dict[str, int]]:
     """One page of the board (all of it without `limit`) and the counts of every state."""
-    if _PAGED:
-        every = board(store, settings, now, **args, limit=0)
-        counts = {s: every.by_state.get(s, 0) for s in STATES}
-        if limit == 0:
-            return [], counts
-        page = board(store, settings, now, **args, state=state, limit=limit, offset=offset)
-        return list(page), counts
-    lines = list(board(store, settings, now, **args))  # a board() that reads every line
-    counts = dict.fromkeys(STATES, 0)
-    for line in lines:
-        counts[line.status.state.value] += 1
-    chosen = [x for x in lines if state is None or x.status.state.value == state]
-    end = None if limit is None else offset + limit
-    return chosen[offset:end], counts
+    every = board(store, settings, now, **args, limit=0)
+    counts = {s: every.by_state.get(s, 0) for s in STATES}
+    if limit == 0:
+        return [], counts
+    page = board(store, settings, now, **args, state=state, limit=limit, offset=offset)
+    return list(page), counts
 
 
 def board_page(
@@ -388,7 +366,7 @@ def case_page(
         and case.status not in CLOSED_WITHOUT_RESULT
     ):
         outcome = result_of(case.finished_at, tl.due, calendar).value
-    steps, sheet_result = _steps(case, events, tl, settings, now)
+    steps, sheet_result = _steps(case, events, settings, now)
     messages = [
         {
             "id": m.id,
@@ -476,7 +454,6 @@ def _event_details(data: Any, settings: Settings, tz) -> str:
     return "; ".join(parts)
 
 
-RESULT_WORDS = {"early": "Trước hạn", "on_time": "Đúng hạn", "late": "Quá hạn"}
 TONES = {  # colour of a step's result: the board's states
     "early": "on_track",
     "on_time": "on_track",
@@ -487,43 +464,25 @@ TONES = {  # colour of a step's result: the board's states
 
 
 def _steps(
-    case: CaseRecord, events: Any, tl: Any, settings: Settings, now: datetime
-) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+    case: CaseRecord, events: Any, settings: Settings, now: datetime
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The control sheet's rows (each handover, its handler, times and result) and the
-    case's own result, from `watchdog.letters.control` when it is installed, else from the
-    timeline's steps."""
+    case's own result, as `watchdog letters control-sheet` gives them."""
     tz = settings.calendar_for(case.unit_code).tz
-    make = optional("watchdog.letters.control", "control_sheet")
-    if make is not None:
-        sheet = make(case, events, settings, now=now)
-        rows = [
-            {
-                "name": r.step_name,
-                "handler": r.handler_name or r.handler or "",
-                "started": show(r.received_at, tz),
-                "due": show(r.due_at, tz),
-                "finished": show(r.finished_at, tz),
-                "result": r.result_label,
-                "tone": TONES.get(r.status, "waiting"),
-            }
-            for r in sheet.rows
-        ]
-        return rows, {"label": sheet.result_label, "tone": TONES.get(sheet.status, "waiting")}
-    procedure = settings.procedures.get(case.procedure_code)
-    names = {s.code: s.name for s in procedure.steps} if procedure else {}
+    sheet = control_sheet(case, events, settings, now=now)
     rows = [
         {
-            "name": names.get(s.code, s.code),
-            "handler": official_name(settings, s.handler),
-            "started": show(s.started_at, tz),
-            "due": show(s.due, tz),
-            "finished": show(s.finished_at, tz),
-            "result": RESULT_WORDS[s.result.value] if s.result else "",
-            "tone": TONES.get(s.result.value, "waiting") if s.result else "waiting",
+            "name": r.step_name,
+            "handler": r.handler_name or r.handler or "",
+            "started": show(r.received_at, tz),
+            "due": show(r.due_at, tz),
+            "finished": show(r.finished_at, tz),
+            "result": r.result_label,
+            "tone": TONES.get(r.status, "waiting"),
         }
-        for s in tl.steps
+        for r in sheet.rows
     ]
-    return rows, None
+    return rows, {"label": sheet.result_label, "tone": TONES.get(sheet.status, "waiting")}
 
 
 # ----- findings ---------------------------------------------------------------------------------
@@ -585,22 +544,3 @@ def scoped_report(
     rows = [replace(r, depth=r.depth - top) for r in report.rows if r.key in scope.units]
     total = next((r.counts for r in rows if r.key == scope.root), Counts())
     return replace(report, rows=rows, total=total, notes=[], skipped=[])
-
-
-def report_rows(report: Report, settings: Settings) -> list[dict[str, Any]]:
-    def cells(c: Counts) -> dict[str, Any]:
-        rate = c.rate
-        return {
-            "received": c.received,
-            "on_time": c.on_time,
-            "in_progress": c.in_progress,
-            "late": c.late,
-            "rate": "" if rate is None else f"{rate:.2f}".replace(".", ","),
-        }
-
-    names = {"(không có trong cấu hình)", "(chưa phân công)"}
-    return [
-        {"key": r.key, "name": r.name, "depth": r.depth, "known": r.name not in names}
-        | cells(r.counts)
-        for r in report.rows
-    ] + [{"key": "", "name": "Tổng cộng", "depth": 0, "total": True} | cells(report.total)]
