@@ -15,7 +15,6 @@ from openpyxl import load_workbook
 from tests.integration.test_report_766 import CONFIG, load_example
 from watchdog import cli
 from watchdog.config import Settings, load_settings
-from watchdog.config.reportsconf import reference_problems
 from watchdog.reports.schedule import enqueue_due_reports, last_period, report_attachment
 from watchdog.store import Store
 from watchdog.store.outbox import claim_messages, history
@@ -177,19 +176,23 @@ def test_the_attachment_is_the_periods_workbook(store: Store, tmp_path: Path) ->
     ws = load_workbook(io.BytesIO(data)).active
     assert ws["A3"].value == "Số liệu tính đến hết ngày 30/11/2026"
     total = next(r for r in ws.iter_rows(values_only=True) if r[1] == "Tổng cộng")
-    assert total[2:] == (10, 3, 2, 4, 55.56)  # the worked example (docs/reports.md)
+    assert total[2:] == (10, 3, 2, 4, 50.0)  # the worked example (docs/reports.md)
     quarter = content | {"every": "quarter", "start": "2026-10-01", "end": "2026-12-31"}
     name, _data = report_attachment(quarter | {"metric": "portal"}, settings, store, now)
     assert name == "bao-cao-dung-han-2026-Q4.xlsx"
 
 
-def test_check_refuses_duplicate_names_and_reports_unknown_recipients(tmp_path: Path) -> None:
+def test_check_refuses_duplicate_names_and_reports_unknown_recipients(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     twice = "reports:\n  scheduled:\n    - {name: a, every: month}\n    - {name: a, every: month}\n"
     path = tmp_path / "twice.yaml"
     path.write_text(CONFIG + twice, encoding="utf-8")
     assert cli.main(["--config", str(path), "check"]) == cli.EXIT_USAGE
     bad = "reports:\n  scheduled:\n    - {name: a, every: month, to: [nobody, x@example.vn]}\n"
-    settings = settings_for(tmp_path, bad)
-    assert reference_problems(settings.config) == [
-        (("reports", "scheduled", 0, "to", 0), "unknown official 'nobody'")
-    ]
+    path = tmp_path / "bad.yaml"
+    path.write_text(CONFIG + bad, encoding="utf-8")
+    assert cli.main(["--config", str(path), "check"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    line = (CONFIG + bad).splitlines().index("  scheduled:") + 2
+    assert f"bad.yaml:{line}: reports.scheduled[0].to[0]: unknown official 'nobody'" in err

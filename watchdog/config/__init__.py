@@ -406,6 +406,10 @@ def check_references(
                 ("sources", i, "name"),
                 _("duplicate source name {name}").format(name=repr(name)),
             )
+    from watchdog.config.reportsconf import reference_problems
+
+    for path, message in reference_problems(c):
+        err(path, message)
     return problems + pproblems
 
 

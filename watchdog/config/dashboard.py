@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from pydantic import Field
 
-from watchdog.config.models import Model, Span
+from watchdog.config.base import Model, Span
 
 
 class DashboardConfig(Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from watchdog.config.models import Model
+from watchdog.config.base import Model
 
 
 class LettersConfig(Model):

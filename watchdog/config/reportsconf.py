@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from watchdog.config.models import Model, TimeOfDay
+from watchdog.config.base import Model, TimeOfDay
 from watchdog.i18n import _
 
 SUPERVISORS = "supervisors"
