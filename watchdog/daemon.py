@@ -51,6 +51,7 @@ TICK_EVERY = timedelta(seconds=30)
 DELIVER_EVERY = timedelta(seconds=5)
 DIGESTS_EVERY = timedelta(seconds=60)
 REPORTS_EVERY = timedelta(seconds=60)  # scheduled reports (reports.scheduled), once a period
+OPTIMIZE_EVERY = timedelta(hours=1)  # the query planner's statistics (Store.optimize)
 WATCH_EVERY = timedelta(seconds=5)  # config, rules and template files changed?
 LEADER_EVERY = timedelta(seconds=20)  # a dead Telegram poller is replaced within a minute
 PROBE_MAX = 15.0  # seconds between database probes during an outage, at most
@@ -273,6 +274,13 @@ class Daemon:
         )
         s.add_job(self.watch, "interval", seconds=WATCH_EVERY.total_seconds(), id="watch")
         s.add_job(
+            self._job("optimize", self.optimize),
+            "interval",
+            seconds=OPTIMIZE_EVERY.total_seconds(),
+            id="optimize",
+            next_run_time=now + OPTIMIZE_EVERY / 60,  # after the start-up plan, not during it
+        )
+        s.add_job(
             self._job("health", self.refresh_health),
             "interval",
             seconds=15,
@@ -432,6 +440,9 @@ class Daemon:
         if written:
             log.info("scheduled reports: %d written", written)
             self.wake("deliver")
+
+    async def optimize(self) -> None:
+        await asyncio.to_thread(self.store.optimize)
 
     async def refresh_health(self) -> None:
         if self.health is None:

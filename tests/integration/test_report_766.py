@@ -158,19 +158,19 @@ def test_each_case_is_judged_as_worked_out_by_hand(store: Store, tmp_path: Path)
 
 
 def test_766_rows_and_rate(store: Store, tmp_path: Path) -> None:
-    """766: (on time + in progress) / (on time + in progress + late); P9 (withdrawn) is in
-    received only. STP.HC 3/5 = 60.00 %, SXD 2/4 = 50.00 %, all 5/9 = 55.56 %."""
+    """766: (on time + in progress) / received (SPEC 9); P9 (withdrawn) is received and not
+    handled in time. STP.HC 3/5 = 60.00 %, SXD 2/5 = 40.00 %, all 5/10 = 50.00 %."""
     settings = example_settings(tmp_path)
     load_example(store, settings)
     report = build_report(store, settings, *NOVEMBER, now=NOW, metric="766")
     assert report.metric is Metric.QD766
     assert to_csv(report).splitlines() == [
         "unit_code,unit_name,received,on_time,in_progress,late,rate_766",
-        "T,UBND tỉnh,10,3,2,4,55.56",
+        "T,UBND tỉnh,10,3,2,4,50.00",
         "STP,Sở Tư pháp,5,3,0,2,60.00",
         "STP.HC,Phòng Hành chính tư pháp,5,3,0,2,60.00",
-        "SXD,Sở Xây dựng,5,0,2,2,50.00",
-        "TOTAL,Tổng cộng,10,3,2,4,55.56",
+        "SXD,Sở Xây dựng,5,0,2,2,40.00",
+        "TOTAL,Tổng cộng,10,3,2,4,50.00",
     ]
 
 
@@ -196,5 +196,5 @@ def test_766_by_procedure(store: Store, tmp_path: Path) -> None:
     lines = to_csv(report).splitlines()
     assert lines[0] == "procedure_code,procedure_name,received,on_time,in_progress,late,rate_766"
     # 2.000488: P1-P4, P6-P10 -> on time P1 P3, open in time P6 P8, late P2 P4 P7 P10
-    assert "2.000488,Cấp Phiếu lý lịch tư pháp,9,2,2,4,50.00" in lines
+    assert "2.000488,Cấp Phiếu lý lịch tư pháp,9,2,2,4,44.44" in lines
     assert "1.000003,Thủ tục tính lại,1,1,0,0,100.00" in lines

@@ -55,8 +55,8 @@ def test_xlsx_provincial_layout(config: Path, tmp_path: Path) -> None:
     assert rows_of(ws, 7, 10) == [
         ["I", "Sở Tư pháp", 5, 3, 0, 2, 60.0],
         ["1", "Phòng Hành chính tư pháp", 5, 3, 0, 2, 60.0],
-        ["II", "Sở Xây dựng", 5, 0, 2, 2, 50.0],
-        [None, "Tổng cộng", 10, 3, 2, 4, 55.56],
+        ["II", "Sở Xây dựng", 5, 0, 2, 2, 40.0],
+        [None, "Tổng cộng", 10, 3, 2, 4, 50.0],
     ]
     assert ws["A7"].font.b and ws["B7"].font.b and not ws["B8"].font.b  # group rows bold
     assert ws["B8"].alignment.indent > 0
@@ -152,14 +152,14 @@ def test_html_table_and_svg_chart(config: Path, tmp_path: Path) -> None:
         [*HEADER, "Tỷ lệ đúng hạn theo QĐ 766 (%)"],
         ["I", "Sở Tư pháp", "5", "3", "0", "2", "60,00"],
         ["1", "Phòng Hành chính tư pháp", "5", "3", "0", "2", "60,00"],
-        ["II", "Sở Xây dựng", "5", "0", "2", "2", "50,00"],
-        ["", "Tổng cộng", "10", "3", "2", "4", "55,56"],
+        ["II", "Sở Xây dựng", "5", "0", "2", "2", "40,00"],
+        ["", "Tổng cộng", "10", "3", "2", "4", "50,00"],
     ]
     assert page.classes[1:] == ["nhom", "don-vi", "nhom", "tong"]
     # one bar per row of the table (the total excluded), as long as its rate
-    assert [b["data-rate"] for b in page.bars] == ["60.00", "60.00", "50.00"]
+    assert [b["data-rate"] for b in page.bars] == ["60.00", "60.00", "40.00"]
     widths = [float(b["width"]) for b in page.bars]
-    assert widths[0] == widths[1] == pytest.approx(widths[2] * 60 / 50)
+    assert widths[0] == widths[1] == pytest.approx(widths[2] * 60 / 40)
     assert page.scripts == 0 and "<link" not in text and "src=" not in text  # self-contained
 
 

@@ -26,9 +26,17 @@ def upgrade() -> None:
         batch.add_column(sa.Column("plan_due_soon_at", sa.DateTime(), nullable=True))
         batch.add_column(sa.Column("plan_waiting_since", sa.DateTime(), nullable=True))
         batch.add_column(sa.Column("plan_supplements", sa.SmallInteger(), nullable=True))
-    op.create_index("ix_cases_board", "cases", ["plan_rank", "plan_due_at"])
-    op.create_index("ix_cases_unit_board", "cases", ["unit_code", "plan_rank", "plan_due_at"])
-    op.create_index("ix_cases_assignee_board", "cases", ["assignee", "plan_rank", "plan_due_at"])
+    op.create_index("ix_cases_board", "cases", ["plan_rank", "plan_due_at", "plan_due_soon_at"])
+    op.create_index(
+        "ix_cases_unit_board",
+        "cases",
+        ["unit_code", "plan_rank", "plan_due_at", "plan_due_soon_at"],
+    )
+    op.create_index(
+        "ix_cases_assignee_board",
+        "cases",
+        ["assignee", "plan_rank", "plan_due_at", "plan_due_soon_at"],
+    )
     op.create_index("ix_cases_step_handler", "cases", ["step_handler"])
     unplanned = sa.text("plan_version IS NULL OR plan_version <> version")
     op.create_index(
