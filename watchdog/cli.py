@@ -163,6 +163,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     warnings: list[str] = []
     problems = check_rules(settings, rules, today=today, warnings=warnings)
     problems.extend(_template_problems(settings, rules))
+    problems.extend(_letter_problems(settings))
     for warning in warnings:
         _err(_("warning: {problem}").format(problem=warning))
     if problems:
@@ -209,6 +210,13 @@ def _template_problems(settings: Settings, rules) -> list[str]:
         _("templates: {problem}").format(problem=p)
         for p in check_templates(renderer_for(settings), names)
     ]
+
+
+def _letter_problems(settings: Settings) -> list[str]:
+    """The apology letter's and the control sheet's templates (docs/letters.md)."""
+    from watchdog.letters.templates import check_letter_templates
+
+    return [_("letters: {problem}").format(problem=p) for p in check_letter_templates(settings)]
 
 
 def cmd_due(args: argparse.Namespace) -> int:
@@ -386,9 +394,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     _err(
         _(
             "messages: {sent} sent, {held} held for office hours, {retrying} to retry, "
-            "{dead} failed for good; digests: {digests} written"
+            "{dead} failed for good; digests: {digests} written; scheduled reports: {reports} "
+            "written"
         ).format(
-            sent=d.sent, held=held, retrying=d.retrying, dead=d.dead, digests=done.digests.written
+            sent=d.sent,
+            held=held,
+            retrying=d.retrying,
+            dead=d.dead,
+            digests=done.digests.written,
+            reports=done.reports,
         )
     )
     for error in d.errors:
@@ -830,13 +844,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric",
         choices=["portal", "766"],
         default="portal",
-        help=_("portal: the on-time table of the public service portal (766: not yet)"),
+        help=_(
+            "portal: the on-time table of the public service portal; 766: indicator 2.1 of "
+            "Decision 766/QĐ-TTg (see docs/reports.md)"
+        ),
     )
     sp.add_argument(
         "--format",
         choices=["table", "csv", "xlsx", "html"],
         default="table",
-        help=_("table for people (default) or csv (xlsx, html: not yet)"),
+        help=_(
+            "table for people (default), csv, xlsx (provincial layout; with --out, or stdout "
+            "redirected) or html (a web page)"
+        ),
     )
     sp.add_argument("--out", metavar="FILE", help=_("write to this file instead of stdout"))
 

@@ -16,6 +16,7 @@ from watchdog.engine.rules import RuleSet
 from watchdog.outbox.digests import DigestReport, send_due_digests
 from watchdog.outbox.render import Renderer
 from watchdog.outbox.sender import DeliveryReport, Sender
+from watchdog.reports.schedule import enqueue_due_reports
 from watchdog.shipped import shipped_path
 from watchdog.store import Store
 from watchdog.store.outbox import close_groups
@@ -67,6 +68,7 @@ async def close_channels(channels: dict[str, Channel]) -> None:
 class PassReport:
     digests: DigestReport = field(default_factory=DigestReport)
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    reports: int = 0  # scheduled reports written
 
 
 def deliver_once(
@@ -79,7 +81,8 @@ def deliver_once(
     flush: bool = True,
     only: list[int] | None = None,
 ) -> PassReport:
-    """Digests due now, then every message due now: the delivery half of `run --once`. With
+    """Digests and scheduled reports due now, then every message due now: the delivery half of
+    `run --once`. With
     `flush`, alerts whose group window is still open go too (a single pass has no later moment
     to group into); messages held for office hours stay held. With `only`, those messages
     alone are sent, and no digest is written (`send-test`)."""
@@ -92,6 +95,7 @@ def deliver_once(
             now: datetime = clock.now()
             if only is None:
                 report.digests = send_due_digests(store, settings, rules, renderer, now)
+                report.reports = enqueue_due_reports(store, settings, now)
                 if flush:
                     close_groups(store, now)
             sender = Sender(store, settings, renderer, own, clock.now)
