@@ -204,3 +204,35 @@ def test_a_case_that_cannot_be_computed_is_skipped_by_both_paths(
     after = board(store, example, NOW)
     assert [s.case.case_code for s in after.skipped] == ["P7"]
     assert [x.case.case_code for x in after] == [x.case.case_code for x in before]
+
+
+def test_counts_by_unit_and_official_are_the_board_grouped(store: Store, example: Settings) -> None:
+    from collections import Counter
+
+    from watchdog.reports.board import board_counts_by
+
+    def grouped(by: str, **scope) -> Counter:
+        lines = board(store, example, NOW, **scope)
+        key = (lambda x: x.case.unit_code) if by == "unit" else (lambda x: x.case.assignee or "")
+        return Counter((key(x), x.status.state.value) for x in lines)
+
+    for when in ("before the plan", "planned", "one case changed since"):
+        if when == "planned":
+            plan(store, example)
+        elif when == "one case changed since":
+            touch(store, "P7")
+        assert board_counts_by(store, example, NOW, "unit") == grouped("unit"), when
+        assert board_counts_by(store, example, NOW, "assignee", unit="STP") == grouped(
+            "assignee", unit="STP"
+        ), when
+
+
+def test_a_report_of_one_unit_counts_its_subtree_only(store: Store, example: Settings) -> None:
+    plan(store, example)
+    whole = build_report(store, example, *NOVEMBER, now=NOW)
+    one = build_report(store, example, *NOVEMBER, now=NOW, unit="STP")
+    rows = {r.key: r.counts for r in whole.rows}
+    mine = {r.key: r.counts for r in one.rows}
+    assert mine["STP"] == rows["STP"] and mine["STP.HC"] == rows["STP.HC"]
+    assert mine["SXD"].received == 0 < rows["SXD"].received
+    assert one.total == rows["STP"]

@@ -30,7 +30,13 @@ from watchdog.i18n import N_, STATES, _, finding_label, remaining, state_label
 from watchdog.reports.table import render_table
 from watchdog.store import Store
 from watchdog.store.findings import NewFinding, record_findings
-from watchdog.store.reads import board_counts, board_lines, failed_open, unplanned_open
+from watchdog.store.reads import (
+    board_counts,
+    board_lines,
+    counts_by,
+    failed_open,
+    unplanned_open,
+)
 from watchdog.timefmt import iso, show
 
 log = logging.getLogger(__name__)
@@ -180,6 +186,21 @@ class _Scope:
         )
         return heapq.merge(planned, self.computed, key=BoardLine.urgency)
 
+    def counts_by(self, by: str) -> dict[tuple[str, str], int]:
+        """Open cases by (unit or assignee, state), the computed ones included."""
+        store, _settings, now = self.args
+        found = {
+            (k or "", s): n
+            for (k, s), n in counts_by(
+                store, now, by, units=self.units, official=self.official
+            ).items()
+        }
+        for line in self.computed:
+            k = (line.case.unit_code if by == "unit" else line.case.assignee) or ""
+            key = (k, line.status.state.value)
+            found[key] = found.get(key, 0) + 1
+        return found
+
     def by_state(self) -> dict[str, int]:
         store, _settings, now = self.args
         found = board_counts(store, now, units=self.units, official=self.official)
@@ -210,6 +231,20 @@ def board(
     end = None if limit is None else offset + limit
     page = islice(scope.lines(end), offset, end)
     return Board(page, scope.skipped, scope.by_state())
+
+
+def board_counts_by(
+    store: Store,
+    settings: Settings,
+    now: datetime,
+    by: str,
+    *,
+    unit: str | None = None,
+    official: str | None = None,
+) -> dict[tuple[str, str], int]:
+    """Open cases by (unit code or assignee, state at `now`), counted by the database: the
+    dashboard's list of units and backlog per official, whatever the number of cases."""
+    return _Scope(store, settings, now, unit, official, None).counts_by(by)
 
 
 def iter_board(

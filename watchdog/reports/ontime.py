@@ -176,6 +176,7 @@ def build_report(
     by: By = By.UNIT,
     now: datetime | None = None,
     metric: Metric | str = Metric.PORTAL,
+    unit: str | None = None,
 ) -> Report:
     """Counts of the cases received in [start, end] as they stand at `as_of` (SPEC 9).
 
@@ -183,7 +184,8 @@ def build_report(
     running quarter shows today's state, not a guess at its end); only cases received by
     `as_of` are counted. `now` (default: the system clock) also dates the findings of
     skipped cases. `metric` chooses how a case is judged (`outcome_at` or `outcome_766`) and
-    which rate the rows show (`Report.rate`)."""
+    which rate the rows show (`Report.rate`). With `unit`, only the cases of that unit and
+    below are counted (the dashboard's trend of one unit)."""
     metric = Metric(metric)
     judge = OUTCOME_OF[metric]
     now = now or SystemClock().now()
@@ -200,7 +202,10 @@ def build_report(
     }[by]
     # Cases changed since their plan (few while the daemon runs): computed here, as the engine
     # will; the others are counted by the database from their stored standing.
+    units = settings.subtree(unit) if unit else None
     for case, events in unplanned_received(store, lo, hi):
+        if units is not None and case.unit_code not in units:
+            continue
         try:
             calendar = settings.calendar_for(case.unit_code)
             procedure = settings.procedures.get(case.procedure_code)
@@ -215,7 +220,8 @@ def build_report(
         own.setdefault(key_of(case), Counts()).add(outcome)
     if skipped:
         record_skipped(store, skipped, now)
-    for (key, outcome), n in report_counts(store, lo, hi, as_of, by.value, metric.value).items():
+    counted = report_counts(store, lo, hi, as_of, by.value, metric.value, units=units)
+    for (key, outcome), n in counted.items():
         if outcome == "error":
             continue  # listed below, with the engine's finding
         counts = own.setdefault(key, Counts())
@@ -224,7 +230,11 @@ def build_report(
             without_due += n
         elif outcome != "none":
             setattr(counts, outcome, getattr(counts, outcome) + n)
-    skipped += [SkippedCase(case, error) for case, error in failed_received(store, lo, hi)]
+    skipped += [
+        SkippedCase(case, error)
+        for case, error in failed_received(store, lo, hi)
+        if units is None or case.unit_code in units
+    ]
     rows = list(_rows(settings, by, own))
     total = Counts()
     for counts in own.values():

@@ -19,7 +19,7 @@ from watchdog.config import Settings
 from watchdog.domain import CLOSED_WITHOUT_RESULT, STATUS_LABELS, CaseRecord
 from watchdog.engine.deadline import CaseState, State, open_state, result_of, timeline
 from watchdog.letters.control import control_sheet
-from watchdog.reports.board import BoardLine, board
+from watchdog.reports.board import BoardLine, board, board_counts_by
 from watchdog.reports.ontime import By, Counts, Report, build_report
 from watchdog.store import Store
 from watchdog.store.dashboard import case_with_events, open_findings_in_scope
@@ -173,18 +173,16 @@ def _officials_in_scope(settings: Settings, scope: Scope) -> list[tuple[str, str
 
 
 def units_page(store: Store, settings: Settings, scope: Scope, now: datetime) -> dict[str, Any]:
-    """The units in scope, in tree order, with their open and overdue cases (own and below)."""
+    """The units in scope, in tree order, with their open and overdue cases (own and below):
+    one grouped count by unit, summed up the tree."""
+    own = board_counts_by(store, settings, now, "unit")
     rows = []
     for depth, code, name in scope.visible_units(settings):
-        _, counts = read_board(store, settings, now, {"unit": code, "official": None}, None, 0)
+        subtree = settings.subtree(code)
+        counts = [n for (unit, _s), n in own.items() if unit in subtree]
+        late = [n for (unit, s), n in own.items() if unit in subtree and s == "overdue"]
         rows.append(
-            {
-                "depth": depth,
-                "code": code,
-                "name": name,
-                "open": sum(counts.values()),
-                "late": counts["overdue"],
-            }
+            {"depth": depth, "code": code, "name": name, "open": sum(counts), "late": sum(late)}
         )
     return {"units": rows}
 
@@ -194,14 +192,16 @@ class TrendCache:
     """Monthly reports of past months change little: kept for `ttl` of the app's clock."""
 
     ttl: timedelta = timedelta(minutes=10)
-    reports: dict[tuple[int, date], tuple[datetime, Report]] = field(default_factory=dict)
+    reports: dict[tuple[int, date, str], tuple[datetime, Report]] = field(default_factory=dict)
 
-    def report(self, store: Store, settings: Settings, start: date, end: date, now: datetime):
-        key = (id(settings), start)
+    def report(
+        self, store: Store, settings: Settings, start: date, end: date, now: datetime, unit: str
+    ):
+        key = (id(settings), start, unit)
         found = self.reports.get(key)
         if found is not None and found[0] > now - self.ttl:
             return found[1]
-        report = build_report(store, settings, start, end, now=now, by=By.UNIT)
+        report = build_report(store, settings, start, end, now=now, by=By.UNIT, unit=unit)
         if end < settings.default_calendar.local(now).date():
             if len(self.reports) > 64:
                 self.reports.clear()
@@ -226,7 +226,7 @@ def trend(
     today = settings.default_calendar.local(now).date()
     points = []
     for start, end in _months(today, TREND_MONTHS):
-        report = cache.report(store, settings, start, end, now)
+        report = cache.report(store, settings, start, end, now, code)
         counts = next((r.counts for r in report.rows if r.key == code), Counts())
         rate = counts.rate
         points.append(
@@ -294,10 +294,11 @@ def unit_page(
     unit = settings.units.get(code)
     if unit is None or not scope.sees_unit(code):
         raise NotVisible(code)
-    lines, counts = read_board(store, settings, now, {"unit": code, "official": None}, None, None)
+    by_official = board_counts_by(store, settings, now, "assignee", unit=code)
+    counts = dict.fromkeys(STATES, 0)
     backlog: dict[str, dict[str, Any]] = {}
-    for line in lines:
-        who = line.case.assignee or ""
+    for (who, state), n in by_official.items():
+        counts[state] += n
         row = backlog.setdefault(
             who,
             {
@@ -309,9 +310,9 @@ def unit_page(
                 "waiting": 0,
             },
         )
-        row["open"] += 1
-        if line.status.state.value in row:
-            row[line.status.state.value] += 1
+        row["open"] += n
+        if state in row:
+            row[state] += n
     rows = sorted(backlog.values(), key=lambda r: (-r["overdue"], -r["open"], r["name"]))
     points = trend(store, settings, code, now, cache)
     parent = unit.parent if unit.parent and scope.sees_unit(unit.parent) else None
