@@ -123,6 +123,23 @@ def _store(settings: Settings, *, migrate: bool = True):
     return Store.open(settings.database_url, migrate=migrate)
 
 
+def _write_bytes(data: bytes, out: str | None) -> None:
+    """A file's bytes to `out`, or to stdout when `out` is None or "-" (the caller refuses a
+    terminal for binary data first)."""
+    if not out or out == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        Path(out).write_bytes(data)
+    except OSError as e:
+        raise UsageError(
+            _("--out {file}: cannot write: {why}").format(file=out, why=e.strerror or e)
+        ) from None
+    _err(_("written to {file}").format(file=out))
+
+
 def _write(text: str, out: str | None) -> None:
     if out:
         try:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from watchdog.cli import EXIT_FAILED, EXIT_OK, UsageError, _clock, _err, _settings, _store
+from watchdog.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    _clock,
+    _err,
+    _settings,
+    _store,
+    _write_bytes,
+)
 from watchdog.i18n import _
 
 
@@ -31,22 +39,11 @@ def _warning_text(code: str) -> str:
 
 def _write_file(data: bytes, out: str, *, binary: bool) -> None:
     """`out` may be "-" (stdout, refused for binary data on a terminal)."""
-    if out == "-":
-        if binary and sys.stdout.isatty():
-            raise UsageError(
-                _("--out -: a DOCX file is not written to a terminal; redirect it or name a file")
-            )
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    try:
-        Path(out).write_bytes(data)
-    except OSError as e:
+    if out == "-" and binary and sys.stdout.isatty():
         raise UsageError(
-            _("--out {file}: cannot write: {why}").format(file=out, why=e.strerror or e)
-        ) from None
-    _err(_("written to {file}").format(file=out))
+            _("--out -: a DOCX file is not written to a terminal; redirect it or name a file")
+        )
+    _write_bytes(data, out)
 
 
 def _case(store, code: str):

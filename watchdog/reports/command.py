@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from watchdog.cli import (
     EXIT_OK,
@@ -16,6 +15,7 @@ from watchdog.cli import (
     _settings,
     _store,
     _write,
+    _write_bytes,
 )
 from watchdog.i18n import _
 
@@ -57,20 +57,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         _write(to_table(report, settings.default_calendar.tz), args.out)
     return EXIT_OK
-
-
-def _write_bytes(data: bytes, out: str | None) -> None:
-    """To the file `out`, or to stdout when it is redirected (never to a terminal: checked
-    before the report is built)."""
-    if not out:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    try:
-        Path(out).write_bytes(data)
-    except OSError as e:
-        raise UsageError(
-            _("--out {file}: cannot write: {why}").format(file=out, why=e.strerror or e)
-        ) from None
-    _err(_("written to {file}").format(file=out))

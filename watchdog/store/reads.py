@@ -200,23 +200,24 @@ def failed_open(
 ) -> list[tuple[CaseRecord, str]]:
     """Planned open cases whose deadline cannot be computed, with the error of their
     `evaluation_error` finding."""
-    f = schema.findings.c
-    stmt = _scope(
-        select(*RECORD_COLUMNS, f.detail)
-        .select_from(
-            schema.cases.outerjoin(
-                schema.findings,
-                and_(
-                    f.case_id == _c.id,
-                    f.kind == "evaluation_error",
-                    f.resolved_at.is_(None),
-                ),
-            )
+    return _failed(store, _scope(_FAILED.where(_c.status.in_(_OPEN)), units, official))
+
+
+# Planned cases whose deadline cannot be computed, with their evaluation_error finding's detail.
+_f = schema.findings.c
+_FAILED = (
+    select(*RECORD_COLUMNS, _f.detail)
+    .select_from(
+        schema.cases.outerjoin(
+            schema.findings,
+            and_(_f.case_id == _c.id, _f.kind == "evaluation_error", _f.resolved_at.is_(None)),
         )
-        .where(_c.plan_rank == int(Rank.ERROR), PLANNED, _c.status.in_(_OPEN)),
-        units,
-        official,
     )
+    .where(_c.plan_rank == int(Rank.ERROR), PLANNED)
+)
+
+
+def _failed(store: Store, stmt) -> list[tuple[CaseRecord, str]]:
     with store.read() as conn:
         rows = conn.execute(stmt.order_by(_c.id)).all()
     seen: dict[int, tuple[CaseRecord, str]] = {}
@@ -314,25 +315,7 @@ def _most_of_the_table(store: Store, start: datetime, end: datetime) -> bool:
 
 def failed_received(store: Store, start: datetime, end: datetime) -> list[tuple[CaseRecord, str]]:
     """Planned cases of a report's period whose deadline cannot be computed, with the error."""
-    f = schema.findings.c
-    stmt = (
-        select(*RECORD_COLUMNS, f.detail)
-        .select_from(
-            schema.cases.outerjoin(
-                schema.findings,
-                and_(f.case_id == _c.id, f.kind == "evaluation_error", f.resolved_at.is_(None)),
-            )
-        )
-        .where(received_between(start, end, planned=True))
-        .where(_c.plan_rank == int(Rank.ERROR))
-    )
-    with store.read() as conn:
-        rows = conn.execute(stmt.order_by(_c.id)).all()
-    seen: dict[int, tuple[CaseRecord, str]] = {}
-    for row in rows:
-        record = record_of(row)
-        seen.setdefault(record.id, (record, row[-1] or "evaluation_error"))
-    return list(seen.values())
+    return _failed(store, _FAILED.where(received_between(start, end, planned=True)))
 
 
 def grouped_counts(store: Store, condition, key, outcome) -> dict[tuple[str, str], int]:
