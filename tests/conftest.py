@@ -18,6 +18,9 @@ import pytest
 # Tests assert the English text of messages (the msgids); tests/unit/test_i18n.py and
 # tests/acceptance/test_lang.py choose their language themselves. Subprocesses inherit it.
 os.environ["WATCHDOG_LANG"] = "en"
+# No parse cache of large configuration files in ~/.cache (tests/unit/test_config_cache.py
+# turns it on in a folder of its own).
+os.environ["WATCHDOG_CACHE_DIR"] = ""
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ENV = "WATCHDOG_TEST_DATABASE_URL"

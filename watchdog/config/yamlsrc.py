@@ -7,7 +7,9 @@ key paths to lines beside the plain Python data that pydantic validates.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,19 +123,121 @@ _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse_yaml(text: str, file: Path, env: dict[str, str] | None = None) -> Located:
-    try:
-        node = yaml.compose(text, Loader=_FAST_LOADER)
-    except yaml.YAMLError:
-        try:  # the pure-Python parser says what is wrong in the words we quote
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as e:
-            raise ConfigError([_yaml_problem(e, text, file)]) from e
-    located = Located(file, None)
-    problems: list[str] = []
-    located.data = _build(node, (), located, problems, env) if node is not None else {}
+    """The data of a YAML text with the line of every key path; `${VAR}` expanded from `env`
+    (default: the process's environment). A large text (a country's officials and procedures)
+    is parsed once: its data before expansion is kept in a cache keyed by its content
+    (`_cache_dir`), since PyYAML takes seconds over a few megabytes."""
+    cached = _from_cache(text)
+    if cached is not None:
+        data, lines, env_paths = cached
+        located = Located(file, data, lines)
+    else:
+        try:
+            node = yaml.compose(text, Loader=_FAST_LOADER)
+        except yaml.YAMLError:
+            try:  # the pure-Python parser says what is wrong in the words we quote
+                node = yaml.compose(text, Loader=yaml.SafeLoader)
+            except yaml.YAMLError as e:
+                raise ConfigError([_yaml_problem(e, text, file)]) from e
+        located = Located(file, None)
+        problems: list[str] = []
+        env_paths: list[Path_] = []
+        located.data = _build(node, (), located, problems, env_paths) if node is not None else {}
+        if problems:
+            raise ConfigError(problems)
+        _to_cache(text, (located.data, located.lines, env_paths))
+    problems = []
+    for path in env_paths:
+        _expand_at(located, path, env, problems)
     if problems:
         raise ConfigError(problems)
     return located
+
+
+def _expand_at(loc: Located, path: Path_, env, problems: list[str]) -> None:
+    """Expand `${VAR}` in the string at `path` of `loc.data`, in place."""
+    parent: Any = loc.data
+    for part in path[:-1]:
+        parent = parent[part]
+    value = parent[path[-1]] if path else parent
+    try:
+        value = expand_env(value, env)
+    except KeyError as e:
+        problems.append(
+            _(
+                "{where}: environment variable {name} is not set (use {default} for a default)"
+            ).format(where=loc.where(path), name=e.args[0], default=f"${{{e.args[0]}:-default}}")
+        )
+        return
+    if path:
+        parent[path[-1]] = value
+    else:
+        loc.data = value
+
+
+# ----- the cache of large texts -------------------------------------------------------------
+
+CACHE_MIN_BYTES = 64 * 1024  # below this, parsing takes milliseconds: no cache
+_CACHE_FORMAT = "1"  # bump when what `_build` returns changes
+
+
+def _cache_dir() -> Path | None:
+    """`$WATCHDOG_CACHE_DIR`, else `$XDG_CACHE_HOME/tthc-watchdog`, else
+    `~/.cache/tthc-watchdog`; `WATCHDOG_CACHE_DIR=""` turns the cache off."""
+    chosen = os.environ.get("WATCHDOG_CACHE_DIR")
+    if chosen is not None:
+        return Path(chosen) if chosen else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tthc-watchdog"
+
+
+def _cache_file(text: str) -> Path | None:
+    folder = _cache_dir()
+    if folder is None or len(text) < CACHE_MIN_BYTES:
+        return None
+    digest = hashlib.sha256(f"{_CACHE_FORMAT}\0{text}".encode()).hexdigest()
+    return folder / f"config-{digest[:40]}.pickle"
+
+
+def _from_cache(text: str) -> tuple[Any, dict[Path_, int], list[Path_]] | None:
+    path = _cache_file(text)
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f)
+    except Exception:  # absent, unreadable or from another version: parse again
+        return None
+
+
+def _to_cache(text: str, parsed: tuple[Any, dict[Path_, int], list[Path_]]) -> None:
+    """Best effort: a cache that cannot be written is no error. The data is kept before
+    `${VAR}` expansion, so no secret from the environment reaches the file."""
+    path = _cache_file(text)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            pickle.dump(parsed, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+        _prune(path.parent, keep=path)
+    except OSError:
+        pass
+
+
+def _prune(folder: Path, keep: Path, days: int = 7) -> None:
+    """Forget parses of texts not read for `days` (older versions of a configuration)."""
+    import time
+
+    limit = time.time() - days * 86400
+    for old in folder.glob("config-*.pickle"):
+        try:
+            if old != keep and old.stat().st_atime < limit:
+                old.unlink()
+        except OSError:
+            pass
 
 
 def _yaml_problem(e: yaml.YAMLError, text: str, file: Path) -> str:
@@ -156,7 +260,9 @@ def _yaml_problem(e: yaml.YAMLError, text: str, file: Path) -> str:
     )
 
 
-def _build(node: yaml.Node, path: Path_, loc: Located, problems: list[str], env) -> Any:
+def _build(
+    node: yaml.Node, path: Path_, loc: Located, problems: list[str], env_paths: list[Path_]
+) -> Any:
     loc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -173,26 +279,17 @@ def _build(node: yaml.Node, path: Path_, loc: Located, problems: list[str], env)
             loc.lines[child] = key_node.start_mark.line + 1
             if key in out:
                 problems.append(_("{where}: duplicate key").format(where=loc.where(child)))
-            out[key] = _build(value_node, child, loc, problems, env)
+            out[key] = _build(value_node, child, loc, problems, env_paths)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(n, (*path, i), loc, problems, env) for i, n in enumerate(node.value)]
+        return [_build(n, (*path, i), loc, problems, env_paths) for i, n in enumerate(node.value)]
     if node.tag == _STR_TAG or (":" in str(node.value) and node.tag in _NUMBER_TAGS):
         # YAML 1.1 reads 13:30 as the base-60 number 810; admins mean a time of day.
         value: Any = node.value
     else:
         value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
     if isinstance(value, str) and "${" in value:
-        try:
-            value = expand_env(value, env)
-        except KeyError as e:
-            problems.append(
-                _(
-                    "{where}: environment variable {name} is not set (use {default} for a default)"
-                ).format(
-                    where=loc.where(path), name=e.args[0], default=f"${{{e.args[0]}:-default}}"
-                )
-            )
+        env_paths.append(path)  # expanded by parse_yaml, after the cache
     return value
 
 
