@@ -121,13 +121,13 @@ def read_board(
     limit: int | None,
     offset: int = 0,
 ) -> tuple[list[BoardLine], dict[str, int]]:
-    """One page of the board (all of it without `limit`) and the counts of every state."""
-    every = board(store, settings, now, **args, limit=0)
-    counts = {s: every.by_state.get(s, 0) for s in STATES}
-    if limit == 0:
-        return [], counts
-    page = board(store, settings, now, **args, state=state, limit=limit, offset=offset)
-    return list(page), counts
+    """One page of the board (all of it without `limit`, none with 0) in `state` (all states
+    without), and the counts of every state, in one read."""
+    lines = board(store, settings, now, **args, limit=limit, offset=offset)
+    counts = {s: lines.by_state.get(s, 0) for s in STATES}
+    if state is not None and limit != 0:
+        lines = board(store, settings, now, **args, state=state, limit=limit, offset=offset)
+    return list(lines), counts
 
 
 def board_page(
@@ -139,10 +139,18 @@ def board_page(
     shown: list[BoardLine] = []
     page = max(1, f.page)
     if args is not None:
-        _, counts = read_board(store, settings, now, args, None, 0)
+        # one read gives the page and the counts of every state; a page past the end is read
+        # again as the last one
+        shown, counts = read_board(
+            store, settings, now, args, state, PAGE_SIZE, (page - 1) * PAGE_SIZE
+        )
         total = counts[state] if state else sum(counts.values())
-        page = min(page, max(1, math.ceil(total / PAGE_SIZE)))
-        shown, _ = read_board(store, settings, now, args, state, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        last = max(1, math.ceil(total / PAGE_SIZE))
+        if page > last:
+            page = last
+            shown, counts = read_board(
+                store, settings, now, args, state, PAGE_SIZE, (page - 1) * PAGE_SIZE
+            )
     total = counts[state] if state else sum(counts.values())
     pages = max(1, math.ceil(total / PAGE_SIZE))
     return {
@@ -155,18 +163,23 @@ def board_page(
         "last": (page - 1) * PAGE_SIZE + len(shown),
         "filters": replace(f, state=state, page=page),
         "units": scope.visible_units(settings),
-        "officials": _officials_in_scope(settings, scope),
+        "officials": _officials_in_scope(settings, scope, f.unit if args else None),
     }
 
 
-def _officials_in_scope(settings: Settings, scope: Scope) -> list[tuple[str, str]]:
+OFFICIALS_LISTED = 300  # a longer list of officials is not offered: choose a unit first
+
+
+def _officials_in_scope(
+    settings: Settings, scope: Scope, unit: str | None = None
+) -> list[tuple[str, str]]:
+    """The officials the filter offers: those of the chosen unit and below, else of the
+    account's scope; none beyond OFFICIALS_LISTED (a country's 20,000 made the page 1.5 MB)."""
     if scope.own_cases_only:
         return []
-    return [
-        (o.id, o.name)
-        for o in settings.config.officials
-        if scope.units is None or o.unit in scope.units
-    ]
+    units = settings.subtree(unit) if unit else scope.units
+    found = [(o.id, o.name) for o in settings.config.officials if units is None or o.unit in units]
+    return found if len(found) <= OFFICIALS_LISTED else []
 
 
 # ----- units ------------------------------------------------------------------------------------
