@@ -146,7 +146,6 @@ cases = Table(
     Index("ix_cases_open_next_check", "next_check_at"),
     Index("ix_cases_board", "plan_rank", "plan_due_at", "plan_due_soon_at"),
     Index("ix_cases_unit_board", "unit_code", "plan_rank", "plan_due_at", "plan_due_soon_at"),
-    Index("ix_cases_assignee_board", "assignee", "plan_rank", "plan_due_at", "plan_due_soon_at"),
     Index("ix_cases_step_handler", "step_handler"),
     # the few cases changed since their plan, which the reads compute on the fly
     Index(

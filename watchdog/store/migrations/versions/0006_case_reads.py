@@ -32,11 +32,6 @@ def upgrade() -> None:
         "cases",
         ["unit_code", "plan_rank", "plan_due_at", "plan_due_soon_at"],
     )
-    op.create_index(
-        "ix_cases_assignee_board",
-        "cases",
-        ["assignee", "plan_rank", "plan_due_at", "plan_due_soon_at"],
-    )
     op.create_index("ix_cases_step_handler", "cases", ["step_handler"])
     unplanned = sa.text("plan_version IS NULL OR plan_version <> version")
     op.create_index(
@@ -52,7 +47,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_cases_unplanned", "cases")
     op.drop_index("ix_cases_step_handler", "cases")
-    op.drop_index("ix_cases_assignee_board", "cases")
     op.drop_index("ix_cases_unit_board", "cases")
     op.drop_index("ix_cases_board", "cases")
     with op.batch_alter_table("cases") as batch:
