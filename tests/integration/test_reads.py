@@ -8,11 +8,12 @@ then once more with one case changed since its plan (computed in Python, merged 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, inspect, select, update
 
 from tests.integration.test_report_766 import NOVEMBER, NOW, example_settings, load_example
 from watchdog.config import Settings
@@ -236,3 +237,31 @@ def test_a_report_of_one_unit_counts_its_subtree_only(store: Store, example: Set
     assert mine["STP"] == rows["STP"] and mine["STP.HC"] == rows["STP.HC"]
     assert mine["SXD"].received == 0 < rows["SXD"].received
     assert one.total == rows["STP"]
+
+
+def test_a_plan_of_mostly_unplanned_cases_builds_the_board_indexes_again(
+    store: Store, example: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite drops the board's indexes for such a plan and builds them after: the standings
+    written are the same, the indexes are there again, and the board reads through them."""
+    from watchdog.store import plans
+
+    computed = boards(store, example)
+    monkeypatch.setattr(plans, "BULK_MIN", 1)
+    seen: list[bool] = []
+    real = plans.bulk_standings
+
+    @contextmanager
+    def watched(s):
+        with real(s) as bulk:
+            seen.append(bulk)
+            yield bulk
+
+    monkeypatch.setattr("watchdog.engine.runner.bulk_standings", watched)
+    plan(store, example)
+    assert seen == [store.dialect == "sqlite"]
+    with store.read() as conn:
+        names = {i["name"] for i in inspect(conn).get_indexes("cases")}
+    assert {"ix_cases_board", "ix_cases_unit_board"} <= names
+    assert unplanned(store) == 0
+    assert boards(store, example) == computed

@@ -27,7 +27,14 @@ from watchdog.engine.evaluate import Firing
 from watchdog.engine.rules import RuleSet
 from watchdog.store import Store
 from watchdog.store.findings import NewFinding
-from watchdog.store.plans import Claim, claim_due, claim_open, get_state, set_state
+from watchdog.store.plans import (
+    Claim,
+    bulk_standings,
+    claim_due,
+    claim_open,
+    get_state,
+    set_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +112,13 @@ class Engine:
         own short transaction, so ticks interleave), then record the rules hash. A crash half
         way leaves the old hash: the plan runs again, and firings already written stay once.
         `progress` is told the number of cases evaluated after each batch."""
-        report = self._run(
-            now,
-            lambda after: claim_open(self.store, after, self.batch_size),
-            progress=progress,
-            on_firings=on_firings,
-        )
+        with bulk_standings(self.store):
+            report = self._run(
+                now,
+                lambda after: claim_open(self.store, after, self.batch_size),
+                progress=progress,
+                on_firings=on_firings,
+            )
         set_state(self.store, RULES_HASH_KEY, self.rules.hash, now)
         log.info(
             "rules %s: %d cases re-planned (open ones, closed ones not planned yet)",

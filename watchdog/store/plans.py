@@ -30,11 +30,12 @@ SQLite stores and compares and PostgreSQL reads as a timestamp.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, literal_column, or_, select, tuple_
+from sqlalchemy import Connection, bindparam, func, literal_column, or_, select, tuple_
 
 from watchdog.domain import OPEN_STATUSES, RECORD_FIELDS, CaseEvent, Fired
 from watchdog.store import Store, schema
@@ -194,36 +195,59 @@ def set_next_checks(conn: Connection, plans: Sequence[Plan]) -> set[int]:
 
 
 def set_next_checks_json(conn: Connection, plans: str) -> set[int]:
-    """`set_next_checks` for plans already in the commit's JSON form: one statement (SQLite:
-    inside a BEGIN IMMEDIATE transaction) that writes only where the version still matches
-    and returns the ids it wrote. The engine's hottest write."""
-    if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(
-            "UPDATE cases SET next_check_at = (p.value ->> 2)::timestamp,"
-            " plan_due_at = (p.value ->> 3)::timestamp,"
-            " plan_due_soon_at = (p.value ->> 4)::timestamp,"
-            " plan_waiting_since = (p.value ->> 5)::timestamp,"
-            " plan_rank = (p.value ->> 6)::smallint,"
-            " plan_supplements = (p.value ->> 7)::smallint,"
-            " plan_version = CASE WHEN p.value ->> 6 IS NULL THEN NULL ELSE cases.version END"
-            " FROM json_array_elements(%s::json) AS p(value)"
-            " WHERE cases.id = (p.value ->> 0)::bigint"
-            " AND cases.version = (p.value ->> 1)::integer RETURNING cases.id",
-            (plans,),
-        )
-    else:  # SQLite >= 3.38 (->>, and RETURNING since 3.35)
-        rows = conn.exec_driver_sql(
-            "UPDATE cases SET next_check_at = p.value ->> 2,"
-            " plan_due_at = p.value ->> 3, plan_due_soon_at = p.value ->> 4,"
-            " plan_waiting_since = p.value ->> 5, plan_rank = p.value ->> 6,"
-            " plan_supplements = p.value ->> 7,"
-            " plan_version = CASE WHEN p.value ->> 6 IS NULL THEN NULL ELSE cases.version END"
-            " FROM json_each(?) AS p"
-            " WHERE cases.id = p.value ->> 0 AND cases.version = p.value ->> 1"
-            " RETURNING cases.id",
-            (plans,),
-        )
-    return set(rows.scalars().all())
+    """`set_next_checks` for plans already in the commit's JSON form (SQLite: inside a BEGIN
+    IMMEDIATE transaction): the next checks, written only where the version still matches,
+    returning the ids written (the engine's hottest write); then the standing of the cases
+    whose standing changed (few after a rules change, none in most ticks: rewriting an unchanged
+    standing would cost the board's indexes a delete and an insert each)."""
+    pg = conn.dialect.name == "postgresql"
+    rows = conn.exec_driver_sql(_NEXT_CHECKS[pg], (plans,))
+    written = set(rows.scalars().all())
+    if written:
+        conn.exec_driver_sql(_STANDINGS[pg], (plans,))
+    return written
+
+
+_NEXT_CHECKS = {
+    True: "UPDATE cases SET next_check_at = (p.value ->> 2)::timestamp"
+    " FROM json_array_elements(%s::json) AS p(value)"
+    " WHERE cases.id = (p.value ->> 0)::bigint"
+    " AND cases.version = (p.value ->> 1)::integer RETURNING cases.id",
+    # SQLite >= 3.38 (->>, and RETURNING since 3.35)
+    False: "UPDATE cases SET next_check_at = p.value ->> 2"
+    " FROM json_each(?) AS p"
+    " WHERE cases.id = p.value ->> 0 AND cases.version = p.value ->> 1"
+    " RETURNING cases.id",
+}
+# A plan of three fields (no standing: rank null) marks the case unplanned for the reads.
+_STANDINGS = {
+    True: "UPDATE cases SET plan_due_at = s.due, plan_due_soon_at = s.soon,"
+    " plan_waiting_since = s.waiting, plan_rank = s.rank, plan_supplements = s.supplements,"
+    " plan_version = CASE WHEN s.rank IS NULL THEN NULL ELSE cases.version END"
+    " FROM (SELECT (p.value ->> 0)::bigint AS id, (p.value ->> 1)::integer AS version,"
+    " (p.value ->> 3)::timestamp AS due, (p.value ->> 4)::timestamp AS soon,"
+    " (p.value ->> 5)::timestamp AS waiting, (p.value ->> 6)::smallint AS rank,"
+    " (p.value ->> 7)::smallint AS supplements"
+    " FROM json_array_elements(%s::json) AS p(value)) AS s"
+    " WHERE cases.id = s.id AND cases.version = s.version AND ("
+    " cases.plan_version IS DISTINCT FROM (CASE WHEN s.rank IS NULL THEN NULL"
+    " ELSE cases.version END)"
+    " OR cases.plan_rank IS DISTINCT FROM s.rank OR cases.plan_due_at IS DISTINCT FROM s.due"
+    " OR cases.plan_due_soon_at IS DISTINCT FROM s.soon"
+    " OR cases.plan_waiting_since IS DISTINCT FROM s.waiting"
+    " OR cases.plan_supplements IS DISTINCT FROM s.supplements)",
+    False: "UPDATE cases SET plan_due_at = s.due, plan_due_soon_at = s.soon,"
+    " plan_waiting_since = s.waiting, plan_rank = s.rank, plan_supplements = s.supplements,"
+    " plan_version = CASE WHEN s.rank IS NULL THEN NULL ELSE cases.version END"
+    " FROM (SELECT p.value ->> 0 AS id, p.value ->> 1 AS version, p.value ->> 3 AS due,"
+    " p.value ->> 4 AS soon, p.value ->> 5 AS waiting, p.value ->> 6 AS rank,"
+    " p.value ->> 7 AS supplements FROM json_each(?) AS p) AS s"
+    " WHERE cases.id = s.id AND cases.version = s.version AND ("
+    " cases.plan_version IS NOT (CASE WHEN s.rank IS NULL THEN NULL ELSE cases.version END)"
+    " OR cases.plan_rank IS NOT s.rank OR cases.plan_due_at IS NOT s.due"
+    " OR cases.plan_due_soon_at IS NOT s.soon OR cases.plan_waiting_since IS NOT s.waiting"
+    " OR cases.plan_supplements IS NOT s.supplements)",
+}
 
 
 _FIRING_COLUMNS = (
@@ -280,6 +304,43 @@ def insert_firings_json(
 
 
 # ----- the engine's own small facts -----------------------------------------------------------
+
+
+# The board's indexes, built again at once after a plan of mostly unplanned cases (at least
+# BULK_MIN of them).
+BULK_INDEXES = ("ix_cases_board", "ix_cases_unit_board")
+BULK_MIN = 50_000
+
+
+@contextmanager
+def bulk_standings(store: Store) -> Iterator[bool]:
+    """Around a re-plan: on SQLite, when most cases have no standing yet (the first plan of
+    imported cases, the first after migration 0006), the board's indexes are dropped for the
+    plan and built again after it (yields True then). Inserting a million standings one by one
+    into two B-trees larger than the cache cost the plan 50 s of writes; building them sorted
+    takes seconds. The reads stay correct meanwhile, only slower. A plan that dies half way
+    leaves the rules hash unrecorded: the next start plans again and rebuilds them."""
+    indexes = [i for i in schema.cases.indexes if i.name in BULK_INDEXES]
+    if store.dialect != "sqlite":
+        yield False
+        return
+    with store.read() as conn:
+        unplanned = conn.exec_driver_sql(
+            "SELECT count(*) FROM cases INDEXED BY ix_cases_unplanned"
+            " WHERE plan_version IS NULL OR plan_version <> version"
+        ).scalar_one()
+        top = conn.execute(select(func.max(_c.id))).scalar_one() or 0
+    bulk = unplanned >= BULK_MIN and unplanned * 2 >= top
+    if bulk:
+        with store.begin() as conn:
+            for index in indexes:
+                index.drop(conn, checkfirst=True)
+    try:
+        yield bulk
+    finally:
+        with store.begin() as conn:
+            for index in indexes:
+                index.create(conn, checkfirst=True)
 
 
 def get_state(store: Store, key: str) -> str | None:
