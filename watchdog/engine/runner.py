@@ -76,6 +76,7 @@ class Engine:
         self.rules = rules
         self.batch_size = batch_size
         self.workers = workers
+        self._bulk = False  # a bulk plan (bulk_standings) writes every standing as it comes
         self._pool: ProcessPoolExecutor | None = None
         if workers > 0:
             payload = pickle.dumps((settings, rules))
@@ -112,13 +113,17 @@ class Engine:
         own short transaction, so ticks interleave), then record the rules hash. A crash half
         way leaves the old hash: the plan runs again, and firings already written stay once.
         `progress` is told the number of cases evaluated after each batch."""
-        with bulk_standings(self.store):
-            report = self._run(
-                now,
-                lambda after: claim_open(self.store, after, self.batch_size),
-                progress=progress,
-                on_firings=on_firings,
-            )
+        with bulk_standings(self.store) as bulk:
+            self._bulk = bulk
+            try:
+                report = self._run(
+                    now,
+                    lambda after: claim_open(self.store, after, self.batch_size),
+                    progress=progress,
+                    on_firings=on_firings,
+                )
+            finally:
+                self._bulk = False
         set_state(self.store, RULES_HASH_KEY, self.rules.hash, now)
         log.info(
             "rules %s: %d cases re-planned (open ones, closed ones not planned yet)",
@@ -252,7 +257,9 @@ class Engine:
             def callback(conn, written) -> None:
                 on_firings(conn, [(fid, by_key[key]) for fid, key in written])
 
-        fired, stale = batch.claim.commit(plans, firings, findings, now, self.rules.hash, callback)
+        fired, stale = batch.claim.commit(
+            plans, firings, findings, now, self.rules.hash, callback, every_standing=self._bulk
+        )
         if stale:
             log.info("%d case(s) changed while evaluated: read again next tick", len(stale))
         report.evaluated += len(batch.claim)

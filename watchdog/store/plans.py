@@ -105,17 +105,20 @@ class Claim:
         now: datetime,
         rules_hash: str,
         on_written: Callable[[Connection, Written], None] | None = None,
+        *,
+        every_standing: bool = False,
     ) -> tuple[list[int], set[int]]:
         """Write the plans (JSON, see above), then the firings (JSON) and findings of the cases
         whose version still matches. Returns the ids of the firings written and the ids of the
         cases found changed (stale). `on_written` runs in the same transaction with the
-        firings just written, with their keys."""
+        firings just written, with their keys. `every_standing`: write each standing without
+        comparing it with the stored one (a bulk plan, `bulk_standings`)."""
         if self._conn is None:
             self._conn = self.store.write_connection()
             self._txn = self._conn.begin()
         conn = self._conn
         try:
-            current = set_next_checks_json(conn, plans)
+            current = set_next_checks_json(conn, plans, every_standing=every_standing)
             stale = set(self.ids) - current
             written = insert_firings_json(
                 conn, firings, stale, now, rules_hash, keys=on_written is not None
@@ -194,13 +197,15 @@ def set_next_checks(conn: Connection, plans: Sequence[Plan]) -> set[int]:
     return set_next_checks_json(conn, json.dumps(payload))
 
 
-def set_next_checks_json(conn: Connection, plans: str) -> set[int]:
+def set_next_checks_json(conn: Connection, plans: str, *, every_standing: bool = False) -> set[int]:
     """`set_next_checks` for plans already in the commit's JSON form (SQLite: inside a BEGIN
     IMMEDIATE transaction): the next checks, written only where the version still matches,
     returning the ids written (the engine's hottest write); then the standing of the cases
     whose standing changed (few after a rules change, none in most ticks: rewriting an unchanged
     standing would cost the board's indexes a delete and an insert each)."""
     pg = conn.dialect.name == "postgresql"
+    if every_standing:  # all of them new (a bulk plan): one statement writes everything
+        return set(conn.exec_driver_sql(_EVERYTHING[pg], (plans,)).scalars().all())
     rows = conn.exec_driver_sql(_NEXT_CHECKS[pg], (plans,))
     written = set(rows.scalars().all())
     if written:
@@ -215,6 +220,24 @@ _NEXT_CHECKS = {
     " AND cases.version = (p.value ->> 1)::integer RETURNING cases.id",
     # SQLite >= 3.38 (->>, and RETURNING since 3.35)
     False: "UPDATE cases SET next_check_at = p.value ->> 2"
+    " FROM json_each(?) AS p"
+    " WHERE cases.id = p.value ->> 0 AND cases.version = p.value ->> 1"
+    " RETURNING cases.id",
+}
+_EVERYTHING = {
+    True: "UPDATE cases SET next_check_at = (p.value ->> 2)::timestamp,"
+    " plan_due_at = (p.value ->> 3)::timestamp, plan_due_soon_at = (p.value ->> 4)::timestamp,"
+    " plan_waiting_since = (p.value ->> 5)::timestamp, plan_rank = (p.value ->> 6)::smallint,"
+    " plan_supplements = (p.value ->> 7)::smallint,"
+    " plan_version = CASE WHEN p.value ->> 6 IS NULL THEN NULL ELSE cases.version END"
+    " FROM json_array_elements(%s::json) AS p(value)"
+    " WHERE cases.id = (p.value ->> 0)::bigint"
+    " AND cases.version = (p.value ->> 1)::integer RETURNING cases.id",
+    False: "UPDATE cases SET next_check_at = p.value ->> 2,"
+    " plan_due_at = p.value ->> 3, plan_due_soon_at = p.value ->> 4,"
+    " plan_waiting_since = p.value ->> 5, plan_rank = p.value ->> 6,"
+    " plan_supplements = p.value ->> 7,"
+    " plan_version = CASE WHEN p.value ->> 6 IS NULL THEN NULL ELSE cases.version END"
     " FROM json_each(?) AS p"
     " WHERE cases.id = p.value ->> 0 AND cases.version = p.value ->> 1"
     " RETURNING cases.id",
