@@ -157,3 +157,15 @@ def test_cli_commands_on_a_new_database_all_succeed(tmp_path: Path, small_config
             assert current_revision(engine) == head_revision() is not None
         finally:
             engine.dispose()
+
+
+def test_the_head_read_from_the_file_names_is_alembics() -> None:
+    """Every command checks the schema without loading Alembic: the head revision comes from
+    the migration files' names (NNNN_*.py); it must be the one Alembic reads from them."""
+    from watchdog.store.db import _script
+
+    assert head_revision() == _script().get_current_head()
+    # one chain, numbered in order: each file's revision is its number
+    revisions = {r.revision: r.down_revision for r in _script().walk_revisions()}
+    assert all(r.isdigit() and len(r) == 4 for r in revisions)
+    assert sorted(revisions) == [f"{i:04d}" for i in range(1, len(revisions) + 1)]

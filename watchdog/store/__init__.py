@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table
-from sqlalchemy.dialects import postgresql, sqlite
 
 from watchdog.store import schema
 from watchdog.store.db import WRITE, open_database, upgrade
@@ -100,8 +99,13 @@ class Store:
         conn.execute(stmt, list(rows))
 
     def insert_stmt(self, table: Table):
-        """INSERT for this database's dialect (it knows ON CONFLICT)."""
-        return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
+        """INSERT for this database's dialect (it knows ON CONFLICT). The PostgreSQL dialect is
+        imported only where it is used (40 ms of every SQLite command's start otherwise)."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
 
     def insert_ignoring(self, table: Table, keys: Sequence[str]):
         """INSERT ... ON CONFLICT (keys) DO NOTHING; add .returning() to learn what was new."""

@@ -12,11 +12,6 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
@@ -298,7 +293,13 @@ def _connection_failed(low: str) -> bool:
 # ----- migrations -------------------------------------------------------------------------------
 
 
-def _alembic_config(engine: Engine, connection: Connection | None = None) -> AlembicConfig:
+# Alembic (90 ms of imports) is loaded only to migrate: every command checks the schema, so the
+# check reads the revision table and the migration files' names itself.
+
+
+def _alembic_config(engine: Engine, connection: Connection | None = None):
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(resources.files("watchdog.store") / "migrations"))
     cfg.attributes["engine"] = engine
@@ -308,16 +309,32 @@ def _alembic_config(engine: Engine, connection: Connection | None = None) -> Ale
 
 
 @cache
-def _script() -> ScriptDirectory:
+def _script():
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(str(resources.files("watchdog.store") / "migrations"))
 
 
+@cache
 def head_revision(engine: Engine | None = None) -> str | None:
-    return _script().get_current_head()
+    """The latest migration: migrations/versions/NNNN_*.py, each with `revision = "NNNN"` and
+    `down_revision` the one before (tests/integration/test_migrations.py checks this against
+    Alembic's own reading)."""
+    folder = resources.files("watchdog.store") / "migrations" / "versions"
+    numbers = [
+        f.name.split("_", 1)[0]
+        for f in folder.iterdir()
+        if f.name.endswith(".py") and f.name[:4].isdigit()
+    ]
+    return max(numbers) if numbers else None
 
 
 def _revision(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
+    from sqlalchemy import inspect
+
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -402,10 +419,14 @@ def _upgrade_locked(engine: Engine, revision: str) -> None:
                 f"version of watchdog does not know (latest {head_revision()}): run the newer "
                 "version that wrote it"
             )
+        from alembic import command
+
         command.upgrade(_alembic_config(engine, conn), revision)
 
 
 def _known(revision: str) -> bool:
+    from alembic.util.exc import CommandError
+
     try:
         return _script().get_revision(revision) is not None
     except CommandError:
