@@ -51,6 +51,7 @@ TICK_EVERY = timedelta(seconds=30)
 DELIVER_EVERY = timedelta(seconds=5)
 DIGESTS_EVERY = timedelta(seconds=60)
 REPORTS_EVERY = timedelta(seconds=60)  # scheduled reports (reports.scheduled), once a period
+OPEN_CASES_EVERY = timedelta(minutes=10)  # /healthz's open cases by state
 OPTIMIZE_EVERY = timedelta(hours=1)  # the query planner's statistics (Store.optimize)
 WATCH_EVERY = timedelta(seconds=5)  # config, rules and template files changed?
 LEADER_EVERY = timedelta(seconds=20)  # a dead Telegram poller is replaced within a minute
@@ -116,6 +117,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._outage_since: float | None = None
         self._outage_error = ""
+        self._open_counted = False  # /healthz has counted the open cases once
         self._next_probe = 0.0
         self._probe_wait = 1.0
         self._scheduler: Any = None
@@ -274,6 +276,13 @@ class Daemon:
         )
         s.add_job(self.watch, "interval", seconds=WATCH_EVERY.total_seconds(), id="watch")
         s.add_job(
+            self._job("open cases", self.count_open_cases),
+            "interval",
+            seconds=OPEN_CASES_EVERY.total_seconds(),
+            id="open_cases",
+            next_run_time=now,
+        )
+        s.add_job(
             self._job("optimize", self.optimize),
             "interval",
             seconds=OPTIMIZE_EVERY.total_seconds(),
@@ -396,6 +405,8 @@ class Daemon:
         if fired:
             log.info("tick: %d case(s) evaluated, %d new firing(s)", evaluated, fired)
             self.wake("deliver")
+        if evaluated and not self._open_counted:  # the first counts once cases are planned
+            self._spawn("open cases", self.count_open_cases())
 
     def _tick_sync(self) -> tuple[int, int]:
         now = self.clock.now()
@@ -441,6 +452,18 @@ class Daemon:
             log.info("scheduled reports: %d written", written)
             self.wake("deliver")
 
+    async def count_open_cases(self) -> None:
+        """/healthz's and /metrics' open cases by state, as planned: the board's indexes alone,
+        but every one of them (2.5 s for a million open cases), hence every OPEN_CASES_EVERY."""
+        if self.health is None:
+            return
+        from watchdog.store.reads import board_counts
+
+        states = await asyncio.to_thread(board_counts, self.store, self.clock.now())
+        self.health.record_open_cases(states)
+        # counted before the first plan (all cases unplanned): count again after a tick
+        self._open_counted = any(states.values())
+
     async def optimize(self) -> None:
         await asyncio.to_thread(self.store.optimize)
 
@@ -449,14 +472,10 @@ class Daemon:
             await asyncio.to_thread(self._apply_links)
             return
         from watchdog.store.outbox import message_counts
-        from watchdog.store.reads import board_counts
 
         counts = await asyncio.to_thread(message_counts, self.store)
         await asyncio.to_thread(self._apply_links)  # chats linked, moved or blocked meanwhile
         self.health.record_messages(counts)
-        # open cases by state, as planned (the board's indexes alone: ~50 ms for a million)
-        states = await asyncio.to_thread(board_counts, self.store, self.clock.now())
-        self.health.record_open_cases(states)
         self.health.record_database(True, None, self.clock.now())
 
     async def lead(self) -> None:

@@ -184,7 +184,7 @@ def test_the_database_going_away_and_coming_back(tmp_path: Path) -> None:
                 d.wait_log("database reachable again", timeout=90)
                 assert httpx.get(health).status_code == 200
                 smtp.wait_for(100, timeout=90)
-                # /healthz counts the open cases by state (refreshed every 15 s)
+                # /healthz counts the open cases by state once the first tick planned them
                 deadline = time.monotonic() + 30
                 while not sum(httpx.get(health).json()["open_cases"].values()):
                     assert time.monotonic() < deadline, "/healthz never counted the open cases"
