@@ -257,7 +257,7 @@ class WorkingCalendar:
     def local(self, t: datetime) -> datetime:
         if t.tzinfo is None:
             raise ValueError("instants must be timezone-aware")
-        return t.astimezone(self.tz)
+        return t.astimezone(self._tz)  # type: ignore[attr-defined]
 
     def _at(self, ordinal: int, second: int) -> datetime:
         d = date.fromordinal(ordinal)
@@ -279,8 +279,10 @@ class WorkingCalendar:
 
     def _locate(self, t: datetime) -> tuple[int, int]:
         """(year, working seconds of that year elapsed at t)."""
-        lt = self.local(t)
-        y = self._year(lt.year)
+        if t.tzinfo is None:
+            raise ValueError("instants must be timezone-aware")
+        lt = t.astimezone(self._tz)  # type: ignore[attr-defined]  (`local`, inlined: hot)
+        y = self._years.get(lt.year) or self._year(lt.year)
         o = lt.toordinal()
         i = y.index.get(o)
         if i is None:  # a day off: as much as at the next working day's opening
@@ -298,7 +300,9 @@ class WorkingCalendar:
 
     def _instant(self, year: int, w: int) -> datetime:
         """Earliest instant of `year` at which `w` working seconds of the year have elapsed."""
-        y = self._year(year)
+        return self._instant_in(self._year(year), year, w)
+
+    def _instant_in(self, y: _Year, year: int, w: int) -> datetime:
         if not y.ordinals:
             raise ValueError(f"{self.name}: year {year} has no working day")
         i = bisect.bisect_left(y.end_cum, w)
@@ -319,6 +323,9 @@ class WorkingCalendar:
             return self.next_working_instant(t)
         year, w = self._locate(t)
         target = w + int(seconds)
+        y = self._years[year]  # `_locate` built it
+        if 0 < target <= y.total:  # within the year: nearly always
+            return self._instant_in(y, year, target)
         while target > self._year(year).total:
             target -= self._year(year).total
             year += 1
@@ -361,9 +368,16 @@ class WorkingCalendar:
         The cutoff applies on every reception day; a case received on a Saturday (reception
         time, never limit time) or any other day off counts from the next working day."""
         lt = self.local(received)
-        if self.is_reception_day(lt.date()) and lt.time() >= self.cutoff:
-            return self.opening(self.next_working_day(lt.date()))
-        return self.next_working_instant(lt)
+        d = lt.date()
+        periods = self._periods_on(d)
+        # a working day before the cutoff: the next working instant of that day, if any
+        # (after the cutoff of a reception day, or on a day off: the next working day)
+        if periods and lt.time() < self.cutoff:
+            sec = lt.hour * 3600 + lt.minute * 60 + lt.second
+            for a, b in periods:
+                if sec < b:
+                    return lt if sec >= a else self._at(d.toordinal(), a)
+        return self.opening(self.next_working_day(d))
 
     def day_close_of(self, t: datetime) -> datetime:
         """Close of the working day that contains t (t must be a working instant or opening)."""

@@ -40,12 +40,15 @@ class Status(IntEnum):
     @property
     def is_waiting(self) -> bool:
         """Waiting for the applicant (documents or fees)."""
-        return self in (Status.SUPPLEMENT, Status.FINANCIAL)
+        return self in _WAITING
 
     @property
     def is_finished(self) -> bool:
-        return self in (Status.FINISHED, Status.RETURNED)
+        return self in _FINISHED
 
+
+_WAITING = frozenset({Status.SUPPLEMENT, Status.FINANCIAL})
+_FINISHED = frozenset({Status.FINISHED, Status.RETURNED})
 
 STATUS_LABELS = {
     Status.REGISTERED: "Mới đăng ký",

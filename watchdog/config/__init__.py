@@ -134,7 +134,19 @@ class Settings:
         return out
 
     def calendar_for(self, unit_code: str | None) -> WorkingCalendar:
-        """A unit's calendar, inherited from its parents, else the default calendar."""
+        """A unit's calendar, inherited from its parents, else the default calendar (looked
+        up once per unit: an evaluation asks for it several times per case)."""
+        try:
+            return self._unit_calendars[unit_code]
+        except KeyError:
+            found = self._unit_calendars[unit_code] = self._find_calendar(unit_code)
+            return found
+
+    @cached_property
+    def _unit_calendars(self) -> dict[str | None, WorkingCalendar]:
+        return {}
+
+    def _find_calendar(self, unit_code: str | None) -> WorkingCalendar:
         seen = set()
         while unit_code is not None and unit_code in self.units and unit_code not in seen:
             seen.add(unit_code)

@@ -8,7 +8,7 @@ overdue working time. Nothing here reads a clock or a database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -126,7 +126,7 @@ def timeline(
     computed = (
         compute_due(calendar, case.received_at, procedure.limit, start) if procedure else None
     )
-    ordered = sorted(events, key=lambda e: (e.at, _ORDER.get(e.kind, 99)))
+    ordered = sorted(events, key=_replay_order) if events else ()
     # The first appointment: the one an extension replaced, else the one the source first
     # gave (until then the computed due applied), else the record's.
     first_ext = next((e for e in ordered if e.kind == EventKind.EXTENDED), None)
@@ -141,9 +141,6 @@ def timeline(
     late_ext: list[datetime] = []
     second_ext: list[datetime] = []
     late_sup: list[datetime] = []
-    notice = (
-        procedure.extension_notice if procedure else DEFAULT_EXTENSION_NOTICE
-    ).working_seconds(calendar)
     waiting_since: datetime | None = None
     last_activity = case.received_at
     for e in ordered:
@@ -173,7 +170,7 @@ def timeline(
                 version += 1
             elif extensions:
                 second_ext.append(e.at)
-            elif calendar.working_seconds_between(e.at, due) < notice:
+            elif calendar.working_seconds_between(e.at, due) < _notice(procedure, calendar):
                 late_ext.append(e.at)
             else:
                 due = new_due
@@ -209,6 +206,16 @@ def timeline(
         second_extensions=tuple(second_ext),
         late_supplements=tuple(late_sup),
     )
+
+
+def _replay_order(e: CaseEvent) -> tuple[datetime, int]:
+    return e.at, _ORDER.get(e.kind, 99)
+
+
+def _notice(procedure: ProcedureConfig | None, calendar: WorkingCalendar) -> int:
+    """The notice an extension needs before the due it replaces, in working seconds."""
+    notice = procedure.extension_notice if procedure else DEFAULT_EXTENSION_NOTICE
+    return notice.working_seconds(calendar)
 
 
 def _instant(value: Any) -> datetime | None:
@@ -314,7 +321,14 @@ class Standing:
         return State.ON_TRACK
 
 
-def standing(case: CaseRecord, tl: Timeline, calendar: WorkingCalendar) -> Standing:
+def standing(
+    case: CaseRecord,
+    tl: Timeline,
+    calendar: WorkingCalendar,
+    add: Callable[[datetime, int], datetime] | None = None,
+) -> Standing:
+    """`add`: the calendar's `add_working`, or the evaluation's memo of it (the shipped
+    `due_soon` stage asks for the same instant)."""
     if not case.is_open:
         rank = Rank.CLOSED
     elif tl.due is None:
@@ -326,5 +340,5 @@ def standing(case: CaseRecord, tl: Timeline, calendar: WorkingCalendar) -> Stand
     soon = None
     if tl.due is not None and rank is not Rank.CLOSED:
         # the earliest instant with at most a working day left (`add_working` going back)
-        soon = calendar.add_working(tl.due, -DUE_SOON_DAYS * calendar.day_seconds)
+        soon = (add or calendar.add_working)(tl.due, -DUE_SOON_DAYS * calendar.day_seconds)
     return Standing(rank, tl.due, soon, tl.waiting_since, tl.supplements)

@@ -303,6 +303,9 @@ class CompiledStage:
     repeat: Duration | None = field(init=False)
     until_ack: bool = field(init=False)
     inhibits: tuple[str, ...] = field(init=False)
+    # `overdue: X` with X > 0: opens after the due, so it can wait while another window opens
+    # first (`evaluate._windows`)
+    deferrable: bool = field(init=False)
 
     def __post_init__(self) -> None:
         stage, set_ = self.stage, object.__setattr__
@@ -313,6 +316,7 @@ class CompiledStage:
         set_(self, "repeat", stage.repeat)
         set_(self, "until_ack", stage.until_ack)
         set_(self, "inhibits", tuple(f"{self.policy}/{i}" for i in stage.inhibits))
+        set_(self, "deferrable", self.kind is WhenKind.OVERDUE and self.value.amount > 0)
 
     @classmethod
     def of(cls, policy: str, stage: Stage) -> CompiledStage:
@@ -341,19 +345,25 @@ class RuleSet:
         the stages are cached per combined mask, so a million cases cost a few dict lookups.
         """
         cache: dict[Any, Any] = self.__dict__.setdefault("_cache", {})
-        mask = (
-            self._mask(
+        get = cache.get
+        mask = get(("p", procedure_code))
+        if mask is None:
+            mask = self._mask(
                 cache, "p", procedure_code, lambda m: _procedure_ok(m, settings, procedure_code)
             )
-            & self._mask(cache, "u", unit_code, lambda m: _unit_ok(m, settings, unit_code))
-            & self._mask(
+        unit = get(("u", unit_code))
+        if unit is None:
+            unit = self._mask(cache, "u", unit_code, lambda m: _unit_ok(m, settings, unit_code))
+        channel = get(("c", submission_channel))
+        if channel is None:
+            channel = self._mask(
                 cache,
                 "c",
                 submission_channel,
                 lambda m: not m.submitted_via or submission_channel in m.submitted_via,
             )
-        )
-        found = cache.get(("stages", mask))
+        mask &= unit & channel
+        found = get(("stages", mask))
         if found is None:
             found = cache[("stages", mask)] = tuple(self._stages(mask))
         return found

@@ -24,7 +24,6 @@ from typing import Any
 
 from watchdog.config import Settings
 from watchdog.domain import RECORD_FIELDS, CaseEvent, CaseRecord, Fired, Status
-from watchdog.engine.deadline import standing
 from watchdog.engine.evaluate import Evaluation, Finding, Firing, evaluate
 from watchdog.engine.rules import RuleSet
 
@@ -121,11 +120,10 @@ def evaluate_work(
         if nxt is not None and nxt <= now:  # never spin on a case: look again shortly
             notes.append(f"case {record.case_code}: next check {nxt} is not after {now}")
             nxt = now + RETRY_LATER
-        tl = ev.timeline
-        if tl is None:  # it cannot be computed: the finding says why
+        st = ev.standing
+        if st is None:  # it cannot be computed: the finding says why
             plans.append([record.id, record.version, text_of(nxt), None, None, None, 4, 0])
         else:
-            st = standing(record, tl, settings.calendar_for(record.unit_code))
             plans.append(
                 [
                     record.id,
