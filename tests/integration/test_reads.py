@@ -9,7 +9,7 @@ then once more with one case changed since its plan (computed in Python, merged 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -242,11 +242,15 @@ def test_a_report_of_one_unit_counts_its_subtree_only(store: Store, example: Set
 def test_a_plan_of_mostly_unplanned_cases_builds_the_board_indexes_again(
     store: Store, example: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite drops the board's indexes for such a plan and builds them after: the standings
-    written are the same, the indexes are there again, and the board reads through them."""
+    """SQLite drops the board's and the next checks' indexes for such a plan and builds them
+    after: the standings and next checks written are the same as a plan without, the indexes
+    are there again, and the board and the tick read through them."""
     from watchdog.store import plans
 
     computed = boards(store, example)
+    plan(store, example)  # an ordinary plan first: what the bulk one must write too
+    checks = next_checks(store)
+    touch_all(store)  # every case changed since: all unplanned again
     monkeypatch.setattr(plans, "BULK_MIN", 1)
     seen: list[bool] = []
     real = plans.bulk_standings
@@ -262,6 +266,20 @@ def test_a_plan_of_mostly_unplanned_cases_builds_the_board_indexes_again(
     assert seen == [store.dialect == "sqlite"]
     with store.read() as conn:
         names = {i["name"] for i in inspect(conn).get_indexes("cases")}
-    assert {"ix_cases_board", "ix_cases_unit_board"} <= names
+    assert set(plans.BULK_INDEXES) <= names
     assert unplanned(store) == 0
     assert boards(store, example) == computed
+    assert next_checks(store) == checks
+    soonest = min(t for t in checks.values() if t is not None)
+    with Engine(store, example, load_rules(example, env={})) as engine:
+        assert engine.tick(soonest).evaluated >= 1  # claimed through the rebuilt index
+
+
+def next_checks(store: Store) -> dict[int, datetime | None]:
+    with store.read() as conn:
+        return {i: t for i, t in conn.execute(select(_c.id, _c.next_check_at))}
+
+
+def touch_all(store: Store) -> None:
+    with store.begin() as conn:
+        conn.execute(update(schema.cases).values(version=_c.version + 1))
