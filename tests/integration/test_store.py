@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from watchdog.config import load_settings
 from watchdog.store import Store, schema
-from watchdog.store.db import current_revision, head_revision
+from watchdog.store.db import current_revision, head_revision, is_outage
 from watchdog.store.directory import sync_directory
 from watchdog.store.plans import set_next_checks
 
@@ -156,6 +156,42 @@ def test_a_sqlite_write_transaction_holds_the_write_lock_from_its_begin(tmp_path
             other.execute("ROLLBACK")
     finally:
         other.close()
+        store.close()
+
+
+def test_a_missing_index_is_a_fault_and_a_held_lock_an_outage(tmp_path: Path) -> None:
+    """The daemon waits out an outage (probing, then resuming every job) and logs anything
+    else. SQLite reports a statement about a missing table or index as an OperationalError
+    like a locked file; taken for an outage, the daemon probed, resumed and failed again every
+    second at half a core."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    db = tmp_path / "faults.db"
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        for sql in (
+            "SELECT count(*) FROM cases INDEXED BY ix_no_such_index",
+            "SELECT count(*) FROM no_such_table",
+            "SELECT no_such_column FROM cases",
+        ):
+            with store.read() as conn, pytest.raises(OperationalError) as caught:
+                conn.exec_driver_sql(sql)
+            assert not is_outage(caught.value), sql
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            locked = create_engine(f"sqlite:///{db}", connect_args={"timeout": 0})
+            with locked.connect() as conn, pytest.raises(OperationalError) as caught:
+                conn.exec_driver_sql("INSERT INTO engine_state VALUES ('k', 'v', '2026-01-01')")
+            locked.dispose()
+            assert "locked" in str(caught.value)
+            assert is_outage(caught.value)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    finally:
         store.close()
 
 

@@ -265,9 +265,29 @@ def is_outage(e: BaseException) -> bool:
     disk full): worth waiting for. A refused value, a broken constraint or a bug is not."""
     if isinstance(e, StoreError):
         return e.exit_code != 2
-    return isinstance(e, OperationalError | InterfaceError) or (
-        isinstance(e, DBAPIError) and e.connection_invalidated
-    )
+    if isinstance(e, DBAPIError) and e.connection_invalidated:
+        return True
+    if isinstance(e, OperationalError) and _schema_problem(str(e.orig).lower()):
+        return False  # SQLite reports these as operational too: waiting mends nothing
+    return isinstance(e, OperationalError | InterfaceError)
+
+
+# SQLite's OperationalErrors about the statement or the schema, not the database's state:
+# a daemon that took them for an outage probed, resumed and failed again every second.
+_SCHEMA_PROBLEMS = (
+    "no such table",
+    "no such index",
+    "no such column",
+    "no such function",
+    "has no column named",
+    "syntax error",
+    "ambiguous column name",
+    "malformed",
+)
+
+
+def _schema_problem(low: str) -> bool:
+    return any(s in low for s in _SCHEMA_PROBLEMS)
 
 
 def _connection_failed(low: str) -> bool:
