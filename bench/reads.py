@@ -27,6 +27,7 @@ bench/results/reads.json.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import random
@@ -122,18 +123,50 @@ def prepare(n: int, folder: Path) -> Path:
     return config
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, float, int, bytes]:
-    """(seconds, peak resident MB, exit status, stdout) of one command in its own process."""
+# Runs each timed command and reports its figures. It is started before this script builds
+# anything: a child's peak resident memory (`wait4`) counts the pages its parent had when it
+# forked (vfork: the parent's whole peak), so the commands are started from this small process,
+# not from the bench after it loaded and planned a million cases (183 MB then, whatever the
+# command used).
+_LAUNCHER = """
+import base64, json, os, subprocess, sys, time
+for line in sys.stdin:
+    job = json.loads(line)
     started = time.monotonic()
     proc = subprocess.Popen(
-        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()
+        job["argv"], cwd=job["cwd"], env=job["env"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
-    out = proc.stdout.read()  # type: ignore[union-attr]
-    proc.stderr.read()  # type: ignore[union-attr]
+    out = proc.stdout.read()
     _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss / 1024, proc.returncode, out
+    print(json.dumps([seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status),
+                      base64.b64encode(out).decode()]), flush=True)
+"""
+
+
+class Launcher:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def timed(self, argv: list[str], cwd: Path) -> tuple[float, float, int, bytes]:
+        """(seconds, peak resident MB, exit status, stdout) of one command in its own process."""
+        job = {"argv": argv, "cwd": str(cwd), "env": _env()}
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        seconds, rss, status, out = json.loads(self.proc.stdout.readline())
+        return seconds, rss, status, base64.b64decode(out)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def _env() -> dict[str, str]:
@@ -282,6 +315,7 @@ def main() -> None:
     p.add_argument("--keep", metavar="DIR", help="build the database in DIR and reuse it")
     p.add_argument("--only", nargs="*", help="run only these measures")
     args = p.parse_args()
+    launcher = Launcher()  # first, while this process is small (see _LAUNCHER)
 
     if args.keep and (Path(args.keep) / "reads.db").exists():
         folder = Path(args.keep)
@@ -298,7 +332,7 @@ def main() -> None:
             continue
         # the first run may find the database out of the page cache; the median of three
         # (one run for the long ones) is the figure
-        runs = [timed(argv, folder) for _ in range(1 if name in LONG else 3)]
+        runs = [launcher.timed(argv, folder) for _ in range(1 if name in LONG else 3)]
         seconds, rss, status, out = sorted(runs)[len(runs) // 2]
         results[name] = {
             "target": target,
@@ -309,6 +343,7 @@ def main() -> None:
             "output_lines": out.count(b"\n"),
         }
         print(f"{name}: {seconds:.2f} s (first {runs[0][0]:.2f} s), {rss:.0f} MB", file=sys.stderr)
+    launcher.close()
     if not args.only or any(n.startswith("dashboard") for n in args.only):
         results |= dashboard(config, folder)
     alone = in_process(config) if not args.only or "in_process" in args.only else {}
