@@ -978,6 +978,27 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--official", metavar="ID", help=_("the official this account belongs to"))
     ua.add_argument("--password-stdin", action="store_true", help=_("read the password from stdin"))
     ua.set_defaults(func=_lazy("watchdog.web.command", "cmd_users_add"))
+    ul = usub.add_parser(
+        "list",
+        help=_("the dashboard accounts, their role and state"),
+        description=_("the dashboard accounts, their role and state"),
+    )
+    ul.set_defaults(func=_lazy("watchdog.web.command", "cmd_users_list"))
+    up = usub.add_parser(
+        "password",
+        help=_("set a new password (every session of the account ends)"),
+        description=_("set a new password (every session of the account ends)"),
+    )
+    up.add_argument("login", metavar="LOGIN", help=_("the sign-in name"))
+    up.add_argument("--password-stdin", action="store_true", help=_("read the password from stdin"))
+    up.set_defaults(func=_lazy("watchdog.web.command", "cmd_users_password"))
+    for name, text in (
+        ("disable", _("disable an account (its sessions end at once)")),
+        ("enable", _("enable a disabled account again")),
+    ):
+        ud = usub.add_parser(name, help=text, description=text)
+        ud.add_argument("login", metavar="LOGIN", help=_("the sign-in name"))
+        ud.set_defaults(func=_lazy("watchdog.web.command", "cmd_users_" + name))
 
     sp = command(
         "send-test", cmd_send_test, _("one test message through each of an official's channels")

@@ -22,7 +22,8 @@ import pytest
 from tests.support.browser import NOW, PASSWORD, Site, add_accounts, seed, write_province
 from watchdog.config import load_settings
 from watchdog.store import Store
-from watchdog.store.users import find_user
+from watchdog.store.users import find_user, set_disabled, set_password
+from watchdog.web.auth import hash_password
 
 BASE = "http://dash.test"
 pytestmark = pytest.mark.anyio
@@ -199,6 +200,26 @@ async def test_sign_out_needs_the_session_token_and_ends_every_session(
     client.cookies.set("wd_session", stolen, domain="dash.test")
     assert (await client.get("/")).status_code == 303
     assert find_user(site.store, "truongphong").session_epoch == 2
+
+
+async def test_a_disabled_account_or_a_new_password_ends_the_sessions_signed_before(
+    client: httpx.AsyncClient, site: Site
+) -> None:
+    """What `watchdog users disable` and `users password` write, as the site sees it."""
+    await sign_in(client, "admin")
+    assert (await client.get("/")).status_code == 200
+    assert set_disabled(site.store, "admin", True, NOW)
+    assert (await client.get("/")).status_code == 303  # back to the sign-in page
+    assert "wd_session" not in (await sign_in(client, "admin")).cookies
+    assert (await client.get("/")).status_code == 303
+    assert set_disabled(site.store, "admin", False, NOW)
+    await sign_in(client, "admin")
+    assert (await client.get("/")).status_code == 200
+    assert set_password(site.store, "admin", hash_password("mat-khau-moi-2"), NOW)
+    assert (await client.get("/")).status_code == 303
+    assert "wd_session" not in (await sign_in(client, "admin")).cookies  # the old password
+    await sign_in(client, "admin", "mat-khau-moi-2")
+    assert (await client.get("/")).status_code == 200
 
 
 async def test_a_cross_site_sign_in_is_refused(client: httpx.AsyncClient) -> None:

@@ -137,3 +137,39 @@ def end_sessions(store: Store, user_id: int, now: datetime) -> None:
             .where(_u.id == user_id)
             .values(session_epoch=_u.session_epoch + 1, updated_at=now)
         )
+
+
+def list_users(store: Store) -> list[User]:
+    with store.read() as conn:
+        return [User(*row) for row in conn.execute(select(*_COLUMNS).order_by(_u.login))]
+
+
+def set_password(store: Store, login: str, password_hash: str, now: datetime) -> bool:
+    """A new password: every session signed before ends, a lock from failed sign-ins lifts.
+    False when there is no such login."""
+    with store.begin() as conn:
+        changed = conn.execute(
+            update(schema.users)
+            .where(_u.login == login)
+            .values(
+                password_hash=password_hash,
+                session_epoch=_u.session_epoch + 1,
+                failed_logins=0,
+                locked_until=None,
+                updated_at=now,
+            )
+        ).rowcount
+    return changed == 1
+
+
+def set_disabled(store: Store, login: str, disabled: bool, now: datetime) -> bool:
+    """Disable an account (its sessions end at their next request: the epoch moves on) or
+    enable it again. False when there is no such login."""
+    values: dict[str, object] = {"disabled": disabled, "updated_at": now}
+    if disabled:
+        values["session_epoch"] = _u.session_epoch + 1
+    with store.begin() as conn:
+        changed = conn.execute(
+            update(schema.users).where(_u.login == login).values(**values)
+        ).rowcount
+    return changed == 1

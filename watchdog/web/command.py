@@ -1,6 +1,13 @@
-"""`watchdog users add LOGIN --role ROLE [--official ID] [--password-stdin]`: a dashboard account.
+"""`watchdog users ...`: the dashboard accounts.
 
-The password is asked twice on a terminal (getpass) or read as one line from stdin with
+- `add LOGIN --role ROLE [--official ID] [--password-stdin]`: a new account
+- `list`: every account, its role, official and state
+- `password LOGIN [--password-stdin]`: a new password; every session of the account ends and a
+  lock from failed sign-ins lifts
+- `disable LOGIN` / `enable LOGIN`: a disabled account cannot sign in and its sessions end at
+  their next request
+
+A password is asked twice on a terminal (getpass) or read as one line from stdin with
 `--password-stdin` (scripts, containers); it is stored only as an argon2 hash.
 """
 
@@ -46,6 +53,65 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     _err(_("account {login} created ({role})").format(login=login, role=args.role))
     return EXIT_OK
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from watchdog.store.users import list_users
+    from watchdog.timefmt import show
+
+    settings = _settings(args)
+    tz = settings.default_calendar.tz
+    now = _clock(args, settings).now()
+    header = (_("login"), _("role"), _("official"), _("state"), _("last sign-in"))
+    print("\t".join(header))
+    for user in list_users(_store(settings)):
+        if user.disabled:
+            state = _("disabled")
+        elif user.locked_until is not None and user.locked_until > now:
+            state = _("locked until {at}").format(at=show(user.locked_until, tz))
+        else:
+            state = _("active")
+        last = show(user.last_login_at, tz) if user.last_login_at else "—"
+        official = user.official_id or "—"
+        print(f"{user.login}\t{user.role}\t{official}\t{state}\t{last}")
+    return EXIT_OK
+
+
+def cmd_users_password(args: argparse.Namespace) -> int:
+    from watchdog.store.users import set_password
+    from watchdog.web.auth import hash_password
+
+    settings = _settings(args)
+    password = _password(args.password_stdin)
+    now = _clock(args, settings).now()
+    if not set_password(_store(settings), args.login, hash_password(password), now):
+        return _no_such_login(args.login)
+    _err(_("password of {login} changed; its sessions have ended").format(login=args.login))
+    return EXIT_OK
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    return _set_disabled(args, True, _("account {login} disabled; its sessions have ended"))
+
+
+def cmd_users_enable(args: argparse.Namespace) -> int:
+    return _set_disabled(args, False, _("account {login} enabled"))
+
+
+def _set_disabled(args: argparse.Namespace, disabled: bool, done: str) -> int:
+    from watchdog.store.users import set_disabled
+
+    settings = _settings(args)
+    now = _clock(args, settings).now()
+    if not set_disabled(_store(settings), args.login, disabled, now):
+        return _no_such_login(args.login)
+    _err(done.format(login=args.login))
+    return EXIT_OK
+
+
+def _no_such_login(login: str) -> int:
+    _err(_("watchdog: no account {login}; nothing changed").format(login=login))
+    return EXIT_FAILED
 
 
 def _password(from_stdin: bool) -> str:
