@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from watchdog import i18n
 from watchdog.i18n import _, ngettext
@@ -151,6 +151,11 @@ def _write(text: str, out: str | None) -> None:
         _err(_("written to {file}").format(file=out))
     else:
         sys.stdout.write(text)
+
+
+def _subcommand(parent: Any, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose help line is also its description."""
+    return parent.add_parser(name, help=text, description=text)
 
 
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
@@ -917,39 +922,25 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("table for people (default) or jsonl for programs"),
     )
 
-    off = sub.add_parser(
-        "officials", help=_("officials' Telegram links"), description=_("officials' Telegram links")
-    )
+    off = _subcommand(sub, "officials", _("officials' Telegram links"))
     offsub = off.add_subparsers(dest="officials_command", required=True, metavar="COMMAND")
-    lc = offsub.add_parser(
-        "link-code",
-        help=_("a one-time code that links a Telegram chat to an official"),
-        description=_("a one-time code that links a Telegram chat to an official"),
+    lc = _subcommand(
+        offsub, "link-code", _("a one-time code that links a Telegram chat to an official")
     )
     lc.add_argument("id", metavar="ID", help=_("the official's id"))
     lc.add_argument("--now", help=argparse.SUPPRESS)
     lc.set_defaults(func=cmd_officials_link_code)
 
-    letters = sub.add_parser(
-        "letters",
-        help=_("letters of a case: apology, control sheet"),
-        description=_("letters of a case: apology, control sheet"),
-    )
+    letters = _subcommand(sub, "letters", _("letters of a case: apology, control sheet"))
     lsub = letters.add_subparsers(dest="letters_command", required=True, metavar="COMMAND")
-    ap = lsub.add_parser(
-        "apology",
-        help=_("the apology letter draft for a case (DOCX)"),
-        description=_("the apology letter draft for a case (DOCX)"),
-    )
+    ap = _subcommand(lsub, "apology", _("the apology letter draft for a case (DOCX)"))
     ap.add_argument("case", metavar="CASE_CODE", help=_("the case code"))
     ap.add_argument("--reason", metavar="TEXT", help=_("why the case is late, as the letter says"))
     ap.add_argument("--out", metavar="FILE.docx", help=_("write to this file"))
     ap.add_argument("--now", metavar="T", help=_("write the letter as if the time were T"))
     ap.set_defaults(func=_lazy("watchdog.letters.command", "cmd_apology"))
-    cs = lsub.add_parser(
-        "control-sheet",
-        help=_("the control sheet of a case: each handover and its result"),
-        description=_("the control sheet of a case: each handover and its result"),
+    cs = _subcommand(
+        lsub, "control-sheet", _("the control sheet of a case: each handover and its result")
     )
     cs.add_argument("case", metavar="CASE_CODE", help=_("the case code"))
     cs.add_argument(
@@ -959,14 +950,10 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--now", metavar="T", help=_("as if the time were T"))
     cs.set_defaults(func=_lazy("watchdog.letters.command", "cmd_control_sheet"))
 
-    users = sub.add_parser(
-        "users", help=_("dashboard accounts"), description=_("dashboard accounts")
-    )
+    users = _subcommand(sub, "users", _("dashboard accounts"))
     usub = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
-    ua = usub.add_parser(
-        "add",
-        help=_("create a dashboard account (the password is asked for, or read from stdin)"),
-        description=_("create a dashboard account (the password is asked for, or read from stdin)"),
+    ua = _subcommand(
+        usub, "add", _("create a dashboard account (the password is asked for, or read from stdin)")
     )
     ua.add_argument("login", metavar="LOGIN", help=_("the sign-in name"))
     ua.add_argument(
@@ -978,17 +965,9 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--official", metavar="ID", help=_("the official this account belongs to"))
     ua.add_argument("--password-stdin", action="store_true", help=_("read the password from stdin"))
     ua.set_defaults(func=_lazy("watchdog.web.command", "cmd_users_add"))
-    ul = usub.add_parser(
-        "list",
-        help=_("the dashboard accounts, their role and state"),
-        description=_("the dashboard accounts, their role and state"),
-    )
+    ul = _subcommand(usub, "list", _("the dashboard accounts, their role and state"))
     ul.set_defaults(func=_lazy("watchdog.web.command", "cmd_users_list"))
-    up = usub.add_parser(
-        "password",
-        help=_("set a new password (every session of the account ends)"),
-        description=_("set a new password (every session of the account ends)"),
-    )
+    up = _subcommand(usub, "password", _("set a new password (every session of the account ends)"))
     up.add_argument("login", metavar="LOGIN", help=_("the sign-in name"))
     up.add_argument("--password-stdin", action="store_true", help=_("read the password from stdin"))
     up.set_defaults(func=_lazy("watchdog.web.command", "cmd_users_password"))
@@ -996,7 +975,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("disable", _("disable an account (its sessions end at once)")),
         ("enable", _("enable a disabled account again")),
     ):
-        ud = usub.add_parser(name, help=text, description=text)
+        ud = _subcommand(usub, name, text)
         ud.add_argument("login", metavar="LOGIN", help=_("the sign-in name"))
         ud.set_defaults(func=_lazy("watchdog.web.command", "cmd_users_" + name))
 
