@@ -158,6 +158,11 @@ def test_telegram_link_alert_and_acknowledgement(
                 fake.push_message("777", "/hoso")  # a stranger learns nothing
                 await until(lambda: fake.sent("777"))
                 assert "000.00.01" not in (fake.sent("777")[0].text or "")
+                fake.push_message("777", "xin chào")  # ... but how to link
+                fake.push_message("555", "xin chào")  # the linked chat: what to ask
+                await until(lambda: len(fake.sent("777")) >= 2 and len(fake.sent("555")) >= 2)
+                assert "watchdog officials link-code" in (fake.sent("777")[1].text or "")
+                assert fake.sent("555")[1].text == "Gửi /hoso để xem các hồ sơ đang mở."
 
                 # the case goes overdue: the linked chat gets the alert with its button
                 settings = with_telegram_chats(base, telegram_links(store))
@@ -174,7 +179,7 @@ def test_telegram_link_alert_and_acknowledgement(
                 assert label == "Đã nhận" and data
 
                 fake.push_message("555", "/hoso")
-                await until(lambda: len(fake.sent("555")) >= 3)
+                await until(lambda: len(fake.sent("555")) >= 4)
                 assert "000.00.01.H01-261102-0001" in (fake.sent("555")[-1].text or "")
 
                 fake.push_callback("777", data)  # another chat cannot acknowledge it

@@ -31,6 +31,7 @@ class Directory:
         self.link_calls: list[tuple[str, str]] = []
         self.acks: list[tuple[str, str]] = []
         self.threads: set[str] = set()
+        self.listed: list[str] = []  # chats whose open cases were read
 
     def link(self, code: str, chat_id: str) -> str | None:
         self.threads.add(threading.current_thread().name)
@@ -41,8 +42,12 @@ class Directory:
         return name
 
     def open_cases(self, chat_id: str) -> list[str] | None:
+        self.listed.append(chat_id)
         name = self.linked.get(chat_id)
         return None if name is None else self.cases.get(name, [])
+
+    def is_linked(self, chat_id: str) -> bool:
+        return chat_id in self.linked
 
     def acknowledge(self, data: str, chat_id: str) -> bool:
         self.acks.append((data, chat_id))
@@ -187,6 +192,20 @@ def test_an_unlinked_chat_learns_how_to_link_and_nothing_about_cases(
             assert "Nguyễn Văn An" not in reply.text
 
     with_bot(fake, Directory(), scenario)
+
+
+def test_a_linked_chat_saying_anything_else_is_told_what_to_ask(fake: FakeTelegram) -> None:
+    ports = Directory()
+    ports.linked = {"42": "Nguyễn Văn An"}
+    ports.cases["Nguyễn Văn An"] = ["<b>001.2026.STP</b>"]
+
+    async def scenario() -> None:
+        fake.push_message("42", "chào bạn")
+        [reply] = await replies(fake, "42", 1)
+        assert reply.text == "Gửi /hoso để xem các hồ sơ đang mở."
+        assert ports.listed == []  # answered without reading the official's cases
+
+    with_bot(fake, ports, scenario)
 
 
 def test_the_acknowledge_button_is_recorded_and_answered(fake: FakeTelegram) -> None:

@@ -76,6 +76,10 @@ class BotPorts(Protocol):
         when the chat is not linked."""
         ...
 
+    def is_linked(self, chat_id: str) -> bool:
+        """Whether the chat is linked to an official (nothing about their cases is read)."""
+        ...
+
     def acknowledge(self, data: str, chat_id: str) -> bool:
         """Record a press of "Đã nhận" (its callback data); False when no notice matches."""
         ...
@@ -220,11 +224,11 @@ class TelegramBot:
         if chat is None:
             return
         try:
-            lines = await self._ask(self._ports.open_cases, chat)
+            linked = await self._ask(self._ports.is_linked, chat)
         except _PortFailed:
             await self._reply(context, chat, BUSY)
             return
-        await self._reply(context, chat, HOW_TO_LINK if lines is None else HELP_LINKED)
+        await self._reply(context, chat, HELP_LINKED if linked else HOW_TO_LINK)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.warning("Telegram bot: %s", context.error, exc_info=context.error)

@@ -64,6 +64,9 @@ class StoreBotPorts:
             )
         return lines
 
+    def is_linked(self, chat_id: str) -> bool:
+        return official_of_chat(self.store, chat_id) is not None
+
     def acknowledge(self, data: str, chat_id: str) -> bool:
         message_id = self.check_ack(data)
         if message_id is None:
