@@ -163,3 +163,41 @@ def test_supervisors_digest_ranks_units_and_lists_long_overdue(store: Store, set
     assert len(week2) == 1
     assert "QUÁ HẠN TRÊN 5 NGÀY LÀM VIỆC" in week2[0].upper()
     assert "Sở Tư pháp" in week2[0]  # units ranked by on-time rate this month
+
+
+def test_the_digests_list_what_a_look_at_every_open_case_lists(
+    store: Store, tmp_path: Path
+) -> None:
+    """The digests read only the cases a section can show (overdue, due soon, waiting), through
+    the board's indexes; a digest that asks for `idle` looks at every open case, as all of them
+    did before. On the demo province, before and after the engine planned it, both give every
+    recipient the same digest: the same sections, cases, findings, backlog and ranking."""
+    import shutil
+
+    from tests.conftest import ROOT
+    from watchdog.demo import load_demo
+    from watchdog.engine.runner import Engine
+    from watchdog.outbox.digests import _Snapshot, recipients_of
+
+    shutil.copy(ROOT / "config.example.yaml", tmp_path / "config.yaml")
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    demo = load_settings(tmp_path / "config.yaml", env={})
+    now = at("16/11/2026 07:30")
+    load_demo(store, demo, now - timedelta(hours=1))
+    rules = load_rules(demo, env={})
+    kinds = ("overdue", "due_today", "due_soon", "waiting", "findings")
+    every = [d.model_copy(update={"sections": kinds}) for d in rules.digests]
+    compared = 0
+    for planned in (False, True):
+        if planned:
+            with Engine(store, demo, rules) as engine:
+                engine.replan_all(now)
+        full = _Snapshot.take(store, demo, now, idle=True)
+        fast = _Snapshot.take(store, demo, now, idle=False)
+        assert len(fast.views) < len(full.views)  # not every open case
+        for digest in every:
+            for who, units in recipients_of(digest, demo).items():
+                want = full.digest(digest, now, units, demo)
+                assert fast.digest(digest, now, units, demo) == want, (planned, who)
+                compared += want is not None
+    assert compared >= 10

@@ -146,6 +146,14 @@ class Settings:
     def _unit_calendars(self) -> dict[str | None, WorkingCalendar]:
         return {}
 
+    def official_name(self, who: str | None) -> str | None:
+        """An official's name as people read it; an id the configuration does not know, as
+        given."""
+        if who is None:
+            return None
+        official = self.officials.get(who)
+        return official.name if official else who
+
     def _find_calendar(self, unit_code: str | None) -> WorkingCalendar:
         seen = set()
         while unit_code is not None and unit_code in self.units and unit_code not in seen:

@@ -83,13 +83,6 @@ class ControlSheet:
         return OPEN_WORDS.get(self.status, OPEN_WORDS["open"])
 
 
-def _official_name(settings: Settings, who: str | None) -> str | None:
-    if who is None:
-        return None
-    official = settings.officials.get(who)
-    return official.name if official else who
-
-
 def control_sheet(
     case: CaseRecord,
     events: Sequence[CaseEvent],
@@ -124,7 +117,7 @@ def control_sheet(
                 step_code=run.code,
                 step_name=names.get(run.code, run.code),
                 handler=run.handler,
-                handler_name=_official_name(settings, run.handler),
+                handler_name=settings.official_name(run.handler),
                 received_at=run.started_at,
                 due_at=run.due,
                 finished_at=run.finished_at,

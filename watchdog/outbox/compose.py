@@ -35,13 +35,6 @@ def recipient_of(settings: Settings, who: str) -> Recipient:
     )
 
 
-def _name(settings: Settings, who: str | None) -> str | None:
-    if who is None:
-        return None
-    official = settings.officials.get(who)
-    return official.name if official else who
-
-
 def case_view(
     settings: Settings,
     record: CaseRecord,
@@ -68,13 +61,13 @@ def case_view(
         if step is not None:
             names = {s.code: s.name for s in procedure.steps} if procedure else {}
             step_name = names.get(step.code, step.code)
-            step_handler = _name(settings, step.handler)
+            step_handler = settings.official_name(step.handler)
     except Exception as e:  # the message still goes out, with what is known
         log.warning("case %s: deadline not computed for a message: %s", record.case_code, e)
         state = str(State.NO_DUE)
     if step_name is None and record.current_step:
         step_name = record.current_step
-        step_handler = _name(settings, record.step_handler)
+        step_handler = settings.official_name(record.step_handler)
     return CaseView(
         case_code=record.case_code,
         procedure_code=record.procedure_code,
@@ -90,7 +83,7 @@ def case_view(
         working_day_seconds=calendar.day_seconds,
         step_name=step_name,
         step_handler=step_handler,
-        assignee=_name(settings, record.assignee),
+        assignee=settings.official_name(record.assignee),
         stage=stage,
         template=template,
         urgent=urgent,

@@ -27,11 +27,13 @@ from watchdog.outbox.views import (
     MessageView,
     UnitRate,
 )
+from watchdog.reports.board import board_counts_by, iter_board
 from watchdog.reports.ontime import By, build_report
 from watchdog.store import Store
 from watchdog.store.cases import open_cases
 from watchdog.store.findings import open_findings
 from watchdog.store.outbox import NewMessage, dedup_keys_present, enqueue_message
+from watchdog.store.reads import events_for, open_case_findings
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,9 @@ def send_due_digests(
                 if key in present:
                     report.already += 1
                     continue
-                snapshot = snapshot or _Snapshot.take(store, settings, now)
+                snapshot = snapshot or _Snapshot.take(
+                    store, settings, now, idle=any("idle" in d.sections for d in rules.digests)
+                )
                 view = snapshot.digest(digest, at, units, settings)
                 if view is None:
                     report.empty += 1
@@ -168,38 +172,60 @@ def send_due_digests(
 
 @dataclass
 class _Snapshot:
-    """Open cases with their state now, and this month's on-time figures: read once per run."""
+    """What the digests of one run list, read once: the open cases a section can show (overdue,
+    due soon, due today, waiting: read through the board's indexes, not every open case;
+    every open case only when a digest asks for the `idle` section), and this month's on-time
+    figures. Backlogs per official and findings are counted per recipient by the database."""
 
+    store: Store
+    now: datetime
     views: list[CaseView]
     idle: set[str]
     late_days: dict[str, int]
-    findings: list[dict]
+    findings: list[dict]  # every unresolved finding (the province's digests)
+    case_findings: list[dict]  # those about open cases, with their unit (a unit's digests)
     rates: dict[str, UnitRate]
 
     @classmethod
-    def take(cls, store: Store, settings: Settings, now: datetime) -> _Snapshot:
-        views, idle, late_days = [], set(), {}
-        for record, events in open_cases(store):
-            calendar = settings.calendar_for(record.unit_code)
-            try:
-                tl = timeline(
-                    record, events, settings.procedures.get(record.procedure_code), calendar
-                )
-                st = open_state(tl, calendar, now)
-            except Exception:
-                continue  # the board and the engine report it as a finding
-            views.append(case_view(settings, record, events, now))
-            if (
-                tl.last_activity
-                and calendar.working_days_between(
-                    tl.last_activity.astimezone(calendar.tz).date(),
-                    now.astimezone(calendar.tz).date(),
-                )
-                > IDLE_DAYS
-            ):
-                idle.add(record.case_code)
-            if st.state is State.OVERDUE and st.remaining is not None:
-                late_days[record.case_code] = -st.remaining // calendar.day_seconds
+    def take(cls, store: Store, settings: Settings, now: datetime, *, idle: bool) -> _Snapshot:
+        views, idle_codes, late_days = [], set(), {}
+        if idle:  # the last activity is not stored: every open case is looked at
+            for record, events in open_cases(store):
+                calendar = settings.calendar_for(record.unit_code)
+                try:
+                    tl = timeline(
+                        record, events, settings.procedures.get(record.procedure_code), calendar
+                    )
+                    st = open_state(tl, calendar, now)
+                except Exception:
+                    continue  # the board and the engine report it as a finding
+                views.append(case_view(settings, record, events, now))
+                if (
+                    tl.last_activity
+                    and calendar.working_days_between(
+                        tl.last_activity.astimezone(calendar.tz).date(),
+                        now.astimezone(calendar.tz).date(),
+                    )
+                    > IDLE_DAYS
+                ):
+                    idle_codes.add(record.case_code)
+                if st.state is State.OVERDUE and st.remaining is not None:
+                    late_days[record.case_code] = -st.remaining // calendar.day_seconds
+        else:
+            # A case due today is overdue, due soon (a working day holds at most one working
+            # day) or waiting: these three states hold every case a section can list.
+            lines = []
+            for state in (State.OVERDUE, State.DUE_SOON, State.WAITING):
+                found, _skipped = iter_board(store, settings, now, state=state.value)
+                lines.extend(found)
+            lines.sort(key=lambda line: line.case.id)  # the order of the cases, as listed
+            events = events_for(store, [line.case.id for line in lines])
+            for line in lines:
+                record, status = line.case, line.status
+                views.append(case_view(settings, record, events.get(record.id, []), now))
+                if status.state is State.OVERDUE and status.remaining is not None:
+                    day = settings.calendar_for(record.unit_code).day_seconds
+                    late_days[record.case_code] = -status.remaining // day
         tz = settings.default_calendar.tz
         today = now.astimezone(tz).date()
         month = build_report(
@@ -215,7 +241,32 @@ class _Snapshot:
             )
             for row in month.rows
         }
-        return cls(views, idle, late_days, open_findings(store), rates)
+        return cls(
+            store,
+            now,
+            views,
+            idle_codes,
+            late_days,
+            open_findings(store),
+            open_case_findings(store),
+            rates,
+        )
+
+    def backlog(self, settings: Settings, units: set[str]) -> tuple[BacklogLine, ...]:
+        """Open cases per official of these units (all of them, whatever their state) and
+        how many are overdue, the most overdue first."""
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        found = board_counts_by(self.store, settings, self.now, "assignee", units=units)
+        for (assignee, state), n in found.items():
+            c = counts[settings.official_name(assignee or None) or "—"]
+            c[0] += n
+            c[1] += n if state == State.OVERDUE.value else 0
+        return tuple(
+            BacklogLine(name, n, late)
+            for name, (n, late) in sorted(
+                counts.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0])
+            )
+        )
 
     def digest(
         self, digest: Digest, at: datetime, units: set[str] | None, settings: Settings
@@ -238,11 +289,13 @@ class _Snapshot:
         sections = []
         for key in digest.sections:
             if key == "findings":
-                codes = {v.case_code for v in mine}
                 lines = tuple(
                     f"{f['subject']}: {f['detail']}"
-                    for f in self.findings
-                    if units is None or f["subject"] in codes
+                    for f in (
+                        self.findings
+                        if units is None
+                        else [f for f in self.case_findings if f["unit_code"] in units]
+                    )
                 )
                 if lines:
                     sections.append(DigestSection("findings", findings=lines))
@@ -265,15 +318,7 @@ class _Snapshot:
                 sorted(tops, key=lambda r: (r.rate is None, -(r.rate or 0), r.unit_name))
             )
         else:
-            counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-            for v in mine:
-                c = counts[v.assignee or "—"]
-                c[0] += 1
-                c[1] += v.state == State.OVERDUE
-            backlog = tuple(
-                BacklogLine(name, n, late)
-                for name, (n, late) in sorted(counts.items(), key=lambda kv: (-kv[1][1], -kv[1][0]))
-            )
+            backlog = self.backlog(settings, units)
             roots = [
                 u for u in units if settings.units.get(u) and settings.units[u].parent not in units
             ]

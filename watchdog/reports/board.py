@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -147,9 +147,9 @@ class _Scope:
     """The filters of one board read, and the cases it computes itself (changed since their
     plan): those are few while the daemon runs, all of them before the first plan."""
 
-    def __init__(self, store, settings, now, unit, official, state):
+    def __init__(self, store, settings, now, unit, official, state, units=None):
         self.args = (store, settings, now)
-        self.units = settings.subtree(unit) if unit else None
+        self.units = settings.subtree(unit) if unit else (None if units is None else set(units))
         self.official, self.state = official, state
         self.computed: list[BoardLine] = []
         self.skipped: list[SkippedCase] = []
@@ -241,10 +241,12 @@ def board_counts_by(
     *,
     unit: str | None = None,
     official: str | None = None,
+    units: Collection[str] | None = None,
 ) -> dict[tuple[str, str], int]:
     """Open cases by (unit code or assignee, state at `now`), counted by the database: the
-    dashboard's list of units and backlog per official, whatever the number of cases."""
-    return _Scope(store, settings, now, unit, official, None).counts_by(by)
+    dashboard's list of units and backlog per official, whatever the number of cases.
+    `units`: these units exactly (a digest's, the union of subtrees), instead of `unit`'s."""
+    return _Scope(store, settings, now, unit, official, None, units).counts_by(by)
 
 
 def iter_board(

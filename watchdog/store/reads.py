@@ -25,9 +25,9 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, literal, literal_column, or_, select, text
 
-from watchdog.domain import OPEN_STATUSES, CaseRecord, Rank, Status
+from watchdog.domain import OPEN_STATUSES, CaseEvent, CaseRecord, Rank, Status
 from watchdog.store import Store, schema
-from watchdog.store.cases import RECORD_COLUMNS, Facts, record_of, with_events
+from watchdog.store.cases import RECORD_COLUMNS, Facts, events_of, record_of, with_events
 from watchdog.store.schema import UTCDateTime
 
 _c = schema.cases.c
@@ -225,6 +225,28 @@ def _failed(store: Store, stmt) -> list[tuple[CaseRecord, str]]:
         record = record_of(row)
         seen.setdefault(record.id, (record, row[-1] or "evaluation_error"))
     return list(seen.values())
+
+
+# ----- the digests ---------------------------------------------------------------------------
+
+
+def events_for(store: Store, case_ids: Collection[int]) -> dict[int, list[CaseEvent]]:
+    """The events of these cases, in order (the digests' lines show each case's step)."""
+    with store.read() as conn:
+        return events_of(conn, sorted(case_ids))
+
+
+def open_case_findings(store: Store) -> list[dict[str, Any]]:
+    """Unresolved findings about open cases, with the case's unit (`unit_code`): what a unit
+    head's digest lists for the units it covers."""
+    stmt = (
+        select(_f.kind, _f.subject, _f.detail, _c.unit_code)
+        .select_from(schema.findings.join(schema.cases, _c.id == _f.case_id))
+        .where(_f.resolved_at.is_(None), _c.status.in_(_OPEN))
+        .order_by(_f.kind, _f.subject)
+    )
+    with store.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
 # ----- the report ---------------------------------------------------------------------------

@@ -38,10 +38,7 @@ class NotVisible(Exception):
 
 
 def official_name(settings: Settings, official_id: str | None) -> str:
-    if not official_id:
-        return ""
-    found = settings.officials.get(official_id)
-    return found.name if found else official_id
+    return settings.official_name(official_id) or ""
 
 
 def unit_name(settings: Settings, code: str | None) -> str:
