@@ -692,7 +692,7 @@ def setup_logging(fmt: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "telegram", "uvicorn.error"):
+    for noisy in ("httpx", "telegram", "uvicorn.error", "alembic"):  # alembic: each migration
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # "skipped: maximum number of running instances reached" when a job is woken while it runs
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from watchdog.calendar import WorkingCalendar
-from watchdog.i18n import _
+from watchdog.i18n import N_, _
 
 
 class Unit(StrEnum):
@@ -33,7 +33,7 @@ _ALIASES = {
     "calendar_days": Unit.CALENDAR_DAYS,
 }
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s+([a-z_]+)\s*$")
-EXAMPLES = '"15 working_days", "4 working_hours", "30 calendar_days" or "0 working_days"'
+EXAMPLES = N_('"15 working_days", "4 working_hours", "30 calendar_days" or "0 working_days"')
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Duration:
         if m is None or unit is None:
             raise ValueError(
                 _("expected a duration such as {examples}, got {value}").format(
-                    examples=EXAMPLES, value=repr(text)
+                    examples=_(EXAMPLES), value=repr(text)
                 )
             )
         amount = float(m.group(1))
@@ -59,7 +59,7 @@ class Duration:
             raise ValueError(
                 _(
                     "expected a duration such as {examples} (calendar days are whole), got {value}"
-                ).format(examples=EXAMPLES, value=repr(text))
+                ).format(examples=_(EXAMPLES), value=repr(text))
             )
         return cls(amount, unit)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from watchdog.i18n import _
+from watchdog.i18n import N_, _
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _VN = re.compile(
@@ -69,15 +69,36 @@ def _parse_when(value: object, tz: tzinfo) -> datetime | date:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
             return dt if dt.tzinfo else dt.replace(tzinfo=tz)
     except ValueError as e:
-        raise DateError(
-            _("not a valid date: {value} ({reason})").format(value=repr(text), reason=e)
-        ) from None
+        if not str(e).startswith("Invalid isoformat string"):  # a form of ours, a bad value
+            raise DateError(
+                _("not a valid date: {value} ({reason})").format(
+                    value=repr(text), reason=_reason(e)
+                )
+            ) from None
     raise DateError(
         _("expected a date as {formats}, got {value}").format(
             formats=FORMATS_HELP, value=repr(text)
         ),
         complete=True,
     )
+
+
+# Python's words for a date that does not exist, in the user's language.
+_REASONS = (
+    ("day is out of range for month", N_("that month has no such day")),
+    ("month must be in 1..12", N_("the month must be 1-12")),
+    ("hour must be in 0..23", N_("the hour must be 0-23")),
+    ("minute must be in 0..59", N_("the minute must be 0-59")),
+    ("second must be in 0..59", N_("the second must be 0-59")),
+)
+
+
+def _reason(e: ValueError) -> str:
+    text = str(e)
+    for python, ours in _REASONS:
+        if text.startswith(python):
+            return _(ours)
+    return text
 
 
 def parse_instant(value: object, tz: tzinfo) -> datetime:

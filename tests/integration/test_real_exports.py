@@ -226,7 +226,7 @@ def test_a_real_export_in_every_spreadsheet_format(
         f"hoso.{fmt}: row 8, column Mã TTHC (procedure_code): the number 1.0127901 is no "
         "national TTHC code (d.dddddd, such as 1.012790): write the code as text",
         f"hoso.{fmt}: row 9, column Ngày tiếp nhận (received_at): not a valid date: "
-        f"'31/02/2026 08:00' (day is out of range for month); expected a date as {FORMATS_HELP}",
+        f"'31/02/2026 08:00' (that month has no such day); expected a date as {FORMATS_HELP}",
     ]
     assert report.warnings == [
         f"hoso.{fmt}: row 7, column Cán bộ thụ lý (assignee): warning: 'Trần Văn Hai' is the "

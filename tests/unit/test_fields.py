@@ -888,7 +888,7 @@ def test_bad_day_reason_in_full(settings: Settings) -> None:
     assert problems == [
         (
             "received_at",
-            "not a valid date: '31/02/2026 08:00' (day is out of range for month); expected a "
+            "not a valid date: '31/02/2026 08:00' (that month has no such day); expected a "
             "date as ISO 8601, dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS], yyyyMMddHHmmss",
         )
     ]

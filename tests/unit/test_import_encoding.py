@@ -67,8 +67,8 @@ def test_bad_byte_is_named_by_row_and_offset(tmp_path: Path) -> None:
         read_rows(path)
     offset = data.index(b"\xe2\xa7")
     assert str(caught.value) == (
-        f"{path}: row 3 is not valid UTF-8 (byte offset {offset:,}: 0xe2 0xa7, invalid "
-        "continuation byte); nothing was imported; if it comes from older Vietnamese software, "
+        f"{path}: row 3 is not valid UTF-8 (byte offset {offset:,}: 0xe2 0xa7, a multi-byte "
+        "character broken off); nothing was imported; if it comes from older Vietnamese software, "
         "try --encoding cp1258; otherwise re-save it as UTF-8 (CSV UTF-8)"
     )
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from watchdog.config import Settings
-from watchdog.i18n import _, integer
+from watchdog.i18n import N_, _, integer
 from watchdog.progress import Progress
 from watchdog.sources.fields import (
     REQUIRED,
@@ -287,10 +287,23 @@ class TextEncoding:
                 encoding=self.label,
                 offset=integer(offset),
                 bytes=bad,
-                reason=e.reason,
+                reason=_decode_reason(e.reason),
                 hint=hint,
             )
         )
+
+
+_DECODE_REASONS = {  # the codec's words, in the user's language
+    "invalid continuation byte": N_("a multi-byte character broken off"),
+    "invalid start byte": N_("a byte no character starts with"),
+    "unexpected end of data": N_("the file ends inside a character"),
+    "character maps to <undefined>": N_("a byte the encoding has no character for"),
+}
+
+
+def _decode_reason(reason: str) -> str:
+    found = _DECODE_REASONS.get(reason)
+    return _(found) if found else reason
 
 
 def _csv_rows(path: Path, encoding: TextEncoding) -> Iterator[tuple[int, list[Any]]]:
