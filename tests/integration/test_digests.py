@@ -108,6 +108,34 @@ def test_digest_content_lists_sections_in_vietnamese(store: Store, settings) -> 
     assert "Nguyễn Văn Chuyên" in text  # backlog per official
 
 
+def test_a_long_section_shows_its_most_urgent_lines_and_counts_the_rest(
+    store: Store, settings, tmp_path: Path
+) -> None:
+    """`max_lines`: a million open cases must not make a digest of 50,000 lines."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        RULES.replace(
+            "sections: [overdue, due_today, due_soon]}", "sections: [overdue], max_lines: 2}"
+        ),
+        encoding="utf-8",
+    )
+    late = [
+        {"case_code": f"HS-LATE-{n}", "received_at": f"{19 + n}/10/2026 09:00"} for n in range(5)
+    ]
+    base = rows()[0]
+    load(store, settings, [base | c for c in late])
+    digests(store, settings, at("16/11/2026 07:31"))
+    from watchdog.store.outbox import claim_messages
+
+    claimed = claim_messages(store, "t", at("16/11/2026 07:32"), timedelta(minutes=1), 10)
+    mail = next(c for c in claimed if c.recipient == "truongphong")
+    assert "HỒ SƠ QUÁ HẠN (5)" in (mail.text or "")
+    shown = [n for n in range(5) if f"HS-LATE-{n}" in (mail.text or "")]
+    assert shown == [0, 1]  # the most overdue (received first)
+    assert "… và 3 hồ sơ khác" in (mail.text or "") and "… và 3 hồ sơ khác" in (mail.html or "")
+    assert ": 5 quá hạn" in mail.subject
+
+
 def test_no_digest_when_there_is_nothing_to_say(store: Store, settings) -> None:
     report = digests(store, settings, at("16/11/2026 07:31"))
     assert report.written == 0 and report.empty == 2

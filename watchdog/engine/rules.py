@@ -212,6 +212,8 @@ class Digest(Model):
     schedule: str
     every_day: bool = False
     sections: tuple[Literal["overdue", "due_today", "due_soon", "waiting", "idle", "findings"], ...]
+    # the most urgent lines of each section; the others are counted ("và N hồ sơ khác")
+    max_lines: int = Field(30, ge=1)
 
     @field_validator("to", mode="before")
     @classmethod

@@ -287,6 +287,7 @@ class _Snapshot:
             if v.case_code in self.idle:
                 by_state["idle"].append(v)
         sections = []
+        cap = digest.max_lines
         for key in digest.sections:
             if key == "findings":
                 lines = tuple(
@@ -298,17 +299,20 @@ class _Snapshot:
                     )
                 )
                 if lines:
-                    sections.append(DigestSection("findings", findings=lines))
+                    sections.append(
+                        DigestSection("findings", findings=lines[:cap], total=len(lines))
+                    )
             elif by_state.get(key):
                 cases = sorted(by_state[key], key=lambda v: (v.due_at is None, v.due_at or at))
-                sections.append(DigestSection(key, cases=tuple(cases)))
+                sections.append(DigestSection(key, cases=tuple(cases[:cap]), total=len(cases)))
         ranking: tuple[UnitRate, ...] = ()
         unit_rate = None
         backlog: tuple[BacklogLine, ...] = ()
         if units is None:
             late = [v for v in mine if self.late_days.get(v.case_code, 0) > LATE_DAYS]
             if late:
-                sections.append(DigestSection("late_5", cases=tuple(late)))
+                late.sort(key=lambda v: -self.late_days[v.case_code])  # the latest first
+                sections.append(DigestSection("late_5", cases=tuple(late[:cap]), total=len(late)))
             tops = [
                 self.rates[u.code]
                 for u in settings.config.units

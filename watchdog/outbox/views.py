@@ -57,6 +57,12 @@ class DigestSection:
     key: str  # overdue | due_today | due_soon | waiting | idle | findings | late_5
     cases: tuple[CaseView, ...] = ()
     findings: tuple[str, ...] = ()  # one line per finding (section "findings")
+    total: int = 0  # lines in all: more than shown when the digest's max_lines cut them
+
+    @property
+    def more(self) -> int:
+        """Lines left out of the section (counted, not shown)."""
+        return max(0, self.total - len(self.cases or self.findings))
 
 
 @dataclass(frozen=True, slots=True)
