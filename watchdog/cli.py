@@ -312,6 +312,26 @@ def cmd_import(args: argparse.Namespace) -> int:
         rejected=report.rejected,
     )
     _err(line + (_(" (dry run: nothing written)") if args.dry_run else ""))
+    for unknown, text in (
+        (
+            report.unknown_procedures,
+            _(
+                "warning: {n} case(s) of procedures not in the configuration ({codes}): no due "
+                "is computed for them until the procedure is added"
+            ),
+        ),
+        (
+            report.unknown_units,
+            _(
+                "warning: {n} case(s) of units not in the configuration ({codes}): the default "
+                "calendar counts and no unit head is warned until the unit is added"
+            ),
+        ),
+    ):
+        if unknown:
+            codes = sorted(unknown, key=lambda c: (-unknown[c], c))
+            shown = ", ".join(codes[:5]) + (", …" if len(codes) > 5 else "")
+            _err(text.format(n=sum(unknown.values()), codes=shown))
     print(_json(summary))
     return EXIT_FAILED if report.rejected else EXIT_OK
 

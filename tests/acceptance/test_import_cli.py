@@ -88,15 +88,46 @@ def test_all_rows_good_exits_0(config: Path, db_file: Path, tmp_path: Path) -> N
         "updated": 0,
         "unchanged": 0,
         "rejected": 0,
+        "unknown_procedures": {},
+        "unknown_units": {},
         "dry_run": False,
     }
     assert "Traceback" not in result.stderr
+    assert "not in the configuration" not in result.stderr
     assert case_codes(db_file) == ["HS-1", "HS-2", "HS-3"]
 
     again = watchdog(config, "import", str(tmp_path / "hoso.csv"))
     assert again.returncode == 0, again.stderr
     assert summary(again)["unchanged"] == 3
     assert summary(again)["inserted"] == 0
+
+
+def test_codes_the_configuration_does_not_know_are_taken_and_counted(
+    config: Path, db_file: Path, tmp_path: Path
+) -> None:
+    """Such cases are imported (the configuration may catch up), and the admin is told at
+    once, not only by the engine's findings once the cases are evaluated."""
+    rows = (
+        "HS-1,9.999999,STP.HC,02/03/2026 08:00,,Đang xử lý,chuyenvien\n"
+        "HS-2,9.999999,STP.HC,02/03/2026 08:00,,Đang xử lý,chuyenvien\n"
+        "HS-3,2.000488,XA.MOI,02/03/2026 08:00,,Đang xử lý,chuyenvien\n"
+        "HS-4,2.000488,STP.HC,02/03/2026 08:00,,Đang xử lý,chuyenvien\n"
+    )
+    result = watchdog(config, "import", str(write(tmp_path, "hoso.csv", HEADER + rows)))
+    assert result.returncode == 0, result.stderr
+    found = summary(result)
+    assert found["inserted"] == 4
+    assert found["unknown_procedures"] == {"9.999999": 2}
+    assert found["unknown_units"] == {"XA.MOI": 1}
+    lines = result.stderr.splitlines()
+    assert (
+        "warning: 2 case(s) of procedures not in the configuration (9.999999): no due is "
+        "computed for them until the procedure is added"
+    ) in lines
+    assert any(
+        line.startswith("warning: 1 case(s) of units not in the configuration (XA.MOI)")
+        for line in lines
+    )
 
 
 def test_rejected_rows_exit_1_with_problems_on_stderr(

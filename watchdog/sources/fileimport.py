@@ -70,6 +70,10 @@ class ImportReport:
     # rows taken with a remark (an assignee name shared by officials): not rejections
     warnings: list[str] = field(default_factory=list)
     header_row: int | None = None  # spreadsheet row number of the header
+    # codes of rows taken that the configuration does not know, with their number of rows:
+    # such cases have no computed due / no unit head until the code is added
+    unknown_procedures: dict[str, int] = field(default_factory=dict)
+    unknown_units: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +83,8 @@ class ImportReport:
             "updated": self.written.updated,
             "unchanged": self.written.unchanged,
             "rejected": self.rejected,
+            "unknown_procedures": self.unknown_procedures,
+            "unknown_units": self.unknown_units,
         }
 
 
@@ -561,6 +567,12 @@ def import_file(
             report.warnings.append(msg)
             if on_problem:
                 on_problem(msg)
+        for code, known, unknown in (
+            (record["procedure_code"], settings.procedures, report.unknown_procedures),
+            (record["unit_code"], settings.units, report.unknown_units),
+        ):
+            if code not in known:
+                unknown[code] = unknown.get(code, 0) + 1
         batch.append(record)
         batch_rows.append(n)
         if len(batch) >= BATCH_ROWS:
