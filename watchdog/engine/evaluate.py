@@ -60,7 +60,6 @@ class Evaluation:
     firings: list[Firing] = field(default_factory=list)
     next_check_at: datetime | None = None
     findings: list[Finding] = field(default_factory=list)
-    timeline: Timeline | None = None
     standing: Standing | None = None  # what the reads store (None when it cannot be computed)
 
 
@@ -187,7 +186,6 @@ def evaluate(
         return found
 
     result = Evaluation(
-        timeline=tl,
         findings=findings_of(case, tl, settings, calendar),
         standing=standing(case, tl, calendar, add),
     )

@@ -272,8 +272,9 @@ def is_outage(e: BaseException) -> bool:
     return isinstance(e, OperationalError | InterfaceError)
 
 
-# SQLite's OperationalErrors about the statement or the schema, not the database's state:
-# a daemon that took them for an outage probed, resumed and failed again every second.
+# SQLite's OperationalErrors about the statement, the schema or a damaged file, which waiting
+# does not mend: a daemon that took them for an outage probed, resumed and failed again every
+# second.
 _SCHEMA_PROBLEMS = (
     "no such table",
     "no such index",
